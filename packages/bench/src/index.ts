@@ -1,0 +1,4 @@
+export * from './stats.js';
+export * from './chart.js';
+export * from './round-trips.js';
+export * from './startup.js';

@@ -1,0 +1,27 @@
+import { SlicelabError } from '@slicelab/protocol';
+import { findRun, stopRun } from '@slicelab/launcher';
+import { BaseCommand } from '../base.js';
+import { clusterFlag } from '../config-file.js';
+
+export default class Down extends BaseCommand {
+  static override description = 'Stop a cluster: hosts gracefully, then the embedded bus; nothing of it is left running';
+  static override flags = { cluster: clusterFlag };
+
+  async run() {
+    const { flags } = await this.parse(Down);
+    let run;
+    try {
+      run = findRun(flags.cluster);
+    } catch (error) {
+      if (error instanceof SlicelabError && error.code === 'ENOTRUNNING') {
+        this.say(`${error.message.split(';')[0]}; nothing to stop`);
+        return { stopped: false, reason: error.message };
+      }
+      throw error;
+    }
+    const result = await stopRun(run);
+    const leftovers = result.killed.length > 0 ? ` (killed ${result.killed.length} leftover processes)` : '';
+    this.say(`cluster ${run.cluster} stopped: ${run.hosts.length} hosts${run.nats ? ' and the embedded nats-server' : ''}${leftovers}`);
+    return { cluster: run.cluster, stopped: true, hosts: run.hosts.length, killed: result.killed };
+  }
+}

@@ -1,0 +1,24 @@
+/** Tables and small formatting shared by commands. */
+import Table from 'cli-table3';
+import { formatDuration, formatRate, formatSize, type HostRecord } from '@slicelab/protocol';
+
+export function table(head: string[], rows: Array<Array<string | number>>): string {
+  const t = new Table({ head, style: { head: [], border: [] }, chars: { mid: '', 'left-mid': '', 'mid-mid': '', 'right-mid': '' } });
+  t.push(...rows.map((row) => row.map(String)));
+  return t.toString();
+}
+
+export function hostsTable(hosts: HostRecord[], now = Date.now()): string {
+  return table(
+    ['host', 'pid', 'cores', 'memory', 'uplink', 'state', 'heartbeat', 'load', 'cpu', 'rss'],
+    hosts.map((h) => [
+      h.name, h.pid, h.cores, formatSize(h.memory), formatRate(h.uplink.bandwidth), h.state,
+      `${formatDuration(Math.max(0, now - h.lastHeartbeat))} ago`, h.load1.toFixed(2), `${(h.elu * 100).toFixed(1)}%`, formatSize(h.rss),
+    ]),
+  );
+}
+
+/** A host record as --json prints it: with the heartbeat's age, which a reader cannot compute without our clock. */
+export function hostJson(host: HostRecord, now = Date.now()) {
+  return { ...host, heartbeatAgeMs: Math.max(0, now - host.lastHeartbeat) };
+}

@@ -1,0 +1,166 @@
+/**
+ * A host: one emulated physical machine, one OS process. It joins the cluster's bus, registers with the
+ * launcher's registry (retrying until one answers, so a lone host may join before or after the launcher),
+ * heartbeats every second, and answers status, ping and discovery requests.
+ *
+ * Division of labor:
+ *   Host: the bus side of a host (registration, heartbeats, requests) and the order its parts start and stop
+ *   run.ts: the process around a host (signals, the launcher watch, exit codes)
+ */
+import { hostname } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import {
+  clusterSubjects, errorMessage, newCounters, publish, request, serve, validate, version,
+  type BusCounters, type ClusterSubjects, type HostInfo, type HostLoad, type HostSpec, type HostStatus, type Logger,
+} from '@slicelab/protocol';
+
+export interface HostOptions {
+  cluster: string;
+  nats: string;
+  spec: HostSpec;
+  log: Logger;
+  /** give up on the bus after this long without a connection (default 10 s) */
+  busGraceMs?: number;
+}
+
+/** The kernel's load average: exponentially damped, sampled every 5 s, over a 1-minute window. */
+const loadSampleMs = 5000;
+const loadDecay = Math.exp(-loadSampleMs / 60_000);
+
+export class Host {
+  readonly counters: BusCounters = newCounters();
+  readonly info: HostInfo;
+  private readonly subjects: ClusterSubjects;
+  private readonly subscriptions: Subscription[] = [];
+  private readonly timers: NodeJS.Timeout[] = [];
+  private heartbeatSeq = 0;
+  private load1 = 0;
+  private elu = performance.eventLoopUtilization();
+  private lastElu = 0;
+  private stopping = false;
+  private registered = false;
+  /** resolves when the bus is gone for good (not when the host stops) */
+  readonly busLost: Promise<void>;
+
+  private constructor(private readonly nc: NatsConnection, private readonly options: HostOptions) {
+    this.subjects = clusterSubjects(options.cluster);
+    this.info = {
+      ...options.spec, cluster: options.cluster, pid: process.pid, version, machine: hostname(), startedAt: Date.now(),
+    };
+    this.busLost = nc.closed().then(() => {
+      if (!this.stopping) options.log.error('the bus is gone for good');
+    });
+  }
+
+  static async start(options: HostOptions): Promise<Host> {
+    const grace = options.busGraceMs ?? 10_000;
+    const nc = await connect({
+      servers: options.nats.split(','),
+      name: `host:${options.cluster}.${options.spec.name}`,
+      reconnectTimeWait: 500,
+      maxReconnectAttempts: Math.max(1, Math.round(grace / 500)),
+    });
+    const host = new Host(nc, options);
+    host.serveRequests();
+    host.watchBus();
+    void host.registerUntilAnswered();
+    host.timers.push(setInterval(() => host.heartbeat(), 1000), setInterval(() => host.sampleLoad(), loadSampleMs));
+    return host;
+  }
+
+  /** Processes ready to run; the scheduler owns them. */
+  get runnable(): number {
+    return 0;
+  }
+
+  get containers(): number {
+    return 0;
+  }
+
+  get isRegistered(): boolean {
+    return this.registered;
+  }
+
+  status(): HostStatus {
+    return {
+      ...this.info, ...this.load(), uptime: (Date.now() - this.info.startedAt) / 1000,
+      dropped: this.counters.dropped, bus: this.nc.getServer(),
+    };
+  }
+
+  /** Says goodbye on the bus and closes the connection; idempotent. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    for (const timer of this.timers) clearInterval(timer);
+    if (this.nc.isClosed()) return;
+    try {
+      publish(this.nc, this.subjects.hostEvents, { kind: 'left', host: this.info.name, at: Date.now() });
+      await this.nc.drain();
+    } catch (error) {
+      this.options.log.warn({ err: errorMessage(error) }, 'bus closed while leaving');
+    }
+  }
+
+  private serveRequests(): void {
+    const { nc, subjects, counters } = this;
+    const name = this.info.name;
+    this.subscriptions.push(
+      serve(nc, subjects.hostStatus(name), validate.noBody, () => this.status(), counters),
+      serve(nc, subjects.hostPing(name), validate.ping, (ping) => ({ sentAt: ping.sentAt, host: name }), counters),
+      serve(nc, subjects.discover, validate.noBody, () => this.status(), counters),
+    );
+  }
+
+  private watchBus(): void {
+    void (async () => {
+      for await (const event of this.nc.status()) {
+        if (event.type === 'disconnect') this.options.log.warn({ server: event.server }, 'bus disconnected');
+        if (event.type === 'reconnect') {
+          this.options.log.info({ server: event.server }, 'bus reconnected; registering again');
+          void this.registerUntilAnswered();
+        }
+      }
+    })();
+  }
+
+  private async registerUntilAnswered(): Promise<void> {
+    let warned = false;
+    while (!this.stopping && !this.nc.isClosed()) {
+      try {
+        await request(this.nc, this.subjects.register, this.info, validate.registered, 1000);
+        this.registered = true;
+        this.options.log.info({ cluster: this.info.cluster, bus: this.nc.getServer() }, 'registered');
+        this.heartbeat();
+        return;
+      } catch (error) {
+        if (!warned) this.options.log.warn({ err: errorMessage(error) }, 'no registry answers yet; retrying every second');
+        warned = true;
+        await sleep(1000);
+      }
+    }
+  }
+
+  private heartbeat(): void {
+    if (this.stopping || this.nc.isClosed()) return;
+    publish(this.nc, this.subjects.hostHeartbeat(this.info.name), {
+      name: this.info.name, seq: this.heartbeatSeq++, at: Date.now(), ...this.load(),
+    });
+  }
+
+  private load(): HostLoad {
+    const now = performance.eventLoopUtilization();
+    const delta = performance.eventLoopUtilization(now, this.elu);
+    if (delta.idle + delta.active > 500) {
+      this.lastElu = delta.utilization;
+      this.elu = now;
+    }
+    return { load1: this.load1, elu: Math.min(1, Math.max(0, this.lastElu)), rss: process.memoryUsage.rss(), containers: this.containers };
+  }
+
+  private sampleLoad(): void {
+    this.load1 = this.load1 * loadDecay + this.runnable * (1 - loadDecay);
+  }
+}

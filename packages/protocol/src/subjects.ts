@@ -1,0 +1,32 @@
+/**
+ * The subject naming scheme, in one place. Every subject of a cluster starts with `slicelab.<cluster>`, so
+ * several clusters share one bus without seeing each other; cluster and host names are single tokens
+ * (see names.ts).
+ *
+ *   slicelab.<cluster>.host.<host>.status      request → HostStatus            (host answers)
+ *   slicelab.<cluster>.host.<host>.ping        request → Pong                  (host answers; round trips)
+ *   slicelab.<cluster>.host.<host>.heartbeat   fire-and-forget Heartbeat, every second
+ *   slicelab.<cluster>.hosts.register          request HostInfo → Registered   (launcher answers)
+ *   slicelab.<cluster>.hosts.list             request → HostList               (launcher answers)
+ *   slicelab.<cluster>.hosts.discover          request, every host answers with HostStatus (no launcher needed)
+ *   slicelab.<cluster>.events.host             fire-and-forget HostEvent: joined, left, lost
+ */
+export const subjectRoot = 'slicelab';
+
+export function clusterSubjects(cluster: string) {
+  const base = `${subjectRoot}.${cluster}`;
+  return {
+    all: `${base}.>`,
+    hostAll: (host: string) => `${base}.host.${host}.>`,
+    hostStatus: (host: string) => `${base}.host.${host}.status`,
+    hostPing: (host: string) => `${base}.host.${host}.ping`,
+    hostHeartbeat: (host: string) => `${base}.host.${host}.heartbeat`,
+    anyHeartbeat: `${base}.host.*.heartbeat`,
+    register: `${base}.hosts.register`,
+    list: `${base}.hosts.list`,
+    discover: `${base}.hosts.discover`,
+    hostEvents: `${base}.events.host`,
+  };
+}
+
+export type ClusterSubjects = ReturnType<typeof clusterSubjects>;

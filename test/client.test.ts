@@ -1,0 +1,49 @@
+/** The client library as a user scripts with it: connect by run file, list hosts, status, ping, events. */
+import test from 'ava';
+import { SlicelabError, type HostEvent } from '@slicelab/protocol';
+import { ClusterClient } from '@slicelab/client';
+import { Harness, hostConfig, pollUntil } from './harness.js';
+
+const h = new Harness();
+test.before(async () => {
+  process.env['SLICELAB_HOME'] = h.home;
+  const up = await h.cli(['up', '--config', h.writeConfig('api', hostConfig('api', ['h1', 'h2'])), '--detach']);
+  if (up.code !== 0) throw new Error(up.stderr);
+});
+test.after.always(async () => {
+  await h.cli(['down']);
+  await h.cleanup();
+});
+
+test.serial('connect by run file; hosts, status and ping', async (t) => {
+  const cluster = await ClusterClient.connect();
+  t.teardown(() => cluster.close());
+  t.is(cluster.cluster, 'api');
+  t.deepEqual((await cluster.hosts()).map((x) => x.name), ['h1', 'h2']);
+  const status = await cluster.hostStatus('h2');
+  t.is(status.name, 'h2');
+  t.is(status.pid, h.runFile('api')!.hosts[1]!.pid);
+  t.true(status.uptime > 0);
+  const rtt = await cluster.ping('h1');
+  t.true(rtt > 0 && rtt < 2000, `${rtt} ms`);
+  const missing = await t.throwsAsync(cluster.hostStatus('h7'), { instanceOf: SlicelabError });
+  t.is(missing!.code, 'ENOENT');
+});
+
+test.serial('host events: a host joining, leaving and being lost', async (t) => {
+  const cluster = await ClusterClient.connect({ cluster: 'api' });
+  t.teardown(() => cluster.close());
+  const events: HostEvent[] = [];
+  const stop = cluster.onHostEvent((event) => events.push(event));
+  const beats: string[] = [];
+  const stopBeats = cluster.onHeartbeat((beat) => beats.push(beat.name));
+  const lone = h.start(['host', '--nats', cluster.url, '--cluster', 'api', '--name', 'h3']);
+  t.true(await pollUntil(() => events.some((e) => e.kind === 'joined' && e.host === 'h3'), 15_000));
+  lone.child.kill('SIGTERM');
+  t.true(await pollUntil(() => events.some((e) => e.kind === 'left' && e.host === 'h3'), 10_000));
+  process.kill(h.runFile('api')!.hosts[0]!.pid, 'SIGKILL');
+  t.true(await pollUntil(() => events.some((e) => e.kind === 'lost' && e.host === 'h1'), 10_000));
+  t.true(beats.includes('h2'));
+  stop();
+  stopBeats();
+});
