@@ -9,7 +9,8 @@
 import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import {
   SlicelabError, clusterSubjects, decode, encode, errorMessage, listen, newCounters, request, validate,
-  type BusCounters, type ClusterSubjects, type Heartbeat, type HostEvent, type HostList, type HostRecord, type HostStatus,
+  type BusCounters, type CgroupFiles, type ClusterSubjects, type ContainerInfo, type ContainerOp, type ContainerRun, type Heartbeat,
+  type HostEvent, type HostList, type HostRecord, type HostStatus, type ProcessInfo,
 } from '@slicelab/protocol';
 import { findRun, type RunFile } from '@slicelab/launcher';
 
@@ -76,8 +77,7 @@ export class ClusterClient {
 
   async hostStatus(name: string): Promise<HostStatus> {
     return request(this.nc, this.subjects.hostStatus(name), {}, validate.hostStatus, this.timeoutMs).catch((error: unknown) => {
-      if (error instanceof SlicelabError && error.code === 'EUNAVAILABLE') throw new SlicelabError('ENOENT', `no host "${name}" answers in cluster "${this.cluster}"`);
-      throw error;
+      throw this.noSuchHost(name, error);
     });
   }
 
@@ -102,6 +102,82 @@ export class ClusterClient {
 
   async close(): Promise<void> {
     await this.nc.close();
+  }
+
+  /**
+   * Starts a container on a host. Container names are unique in the cluster: a name in use on any host
+   * that is up is refused with EEXIST.
+   */
+  async runContainer(host: string, spec: Omit<ContainerRun, 'args' | 'cgroup'> & Partial<Pick<ContainerRun, 'args' | 'cgroup'>>): Promise<ContainerInfo> {
+    await this.hostStatus(host);
+    const existing = (await this.containers()).find((c) => c.name === spec.name);
+    if (existing) throw new SlicelabError('EEXIST', `a container named "${spec.name}" exists on ${existing.host}`);
+    return this.hostRequest(host, 'run', { args: {}, cgroup: {}, ...spec }, validate.containerInfo);
+  }
+
+  /** Every container of every host that is up, or of one host. */
+  async containers(host?: string): Promise<ContainerInfo[]> {
+    const hosts = host ? [host] : (await this.hosts()).filter((h) => h.state === 'up').map((h) => h.name);
+    const lists = await Promise.all(hosts.map((h) => this.hostRequest(h, 'ps', {}, validate.containerList)));
+    return lists.flatMap((list) => list.containers);
+  }
+
+  /** The host a container runs on (ENOENT when no host has it). */
+  async locate(name: string): Promise<string> {
+    const found = (await this.containers()).find((c) => c.name === name);
+    if (!found) throw new SlicelabError('ENOENT', `no container "${name}" in cluster "${this.cluster}"`);
+    return found.host;
+  }
+
+  /** A new process in the container's namespaces (like docker exec). */
+  async exec(name: string, program: string, args: Record<string, string | number> = {}): Promise<ProcessInfo> {
+    return this.hostRequest(await this.locate(name), 'exec', { name, program, args }, validate.processInfo);
+  }
+
+  async stopContainer(name: string): Promise<ContainerInfo> {
+    return this.hostRequest(await this.locate(name), 'stop', { name }, validate.containerInfo);
+  }
+
+  async startContainer(name: string): Promise<ContainerInfo> {
+    return this.hostRequest(await this.locate(name), 'start', { name }, validate.containerInfo);
+  }
+
+  async killContainer(name: string): Promise<ContainerInfo> {
+    return this.hostRequest(await this.locate(name), 'kill', { name }, validate.containerInfo);
+  }
+
+  async removeContainer(name: string, force = false): Promise<void> {
+    await this.hostRequest(await this.locate(name), 'rm', { name, force }, validate.noBody);
+  }
+
+  /** cgroup files of a container: all of them, or one, as the kernel prints them. */
+  async cgroupGet(name: string, file?: string): Promise<Record<string, string>> {
+    const host = await this.locate(name);
+    return (await request<CgroupFiles>(this.nc, this.subjects.cgroupGet(host), { name, file }, validate.cgroupFiles, this.timeoutMs)).files;
+  }
+
+  /** Writes a cgroup file; returns how it reads afterwards. A bad value throws ERANGE or EINVAL as the kernel would. */
+  async cgroupSet(name: string, file: string, value: string): Promise<string> {
+    const host = await this.locate(name);
+    const files = (await request<CgroupFiles>(this.nc, this.subjects.cgroupSet(host), { name, file, value }, validate.cgroupFiles, this.timeoutMs)).files;
+    return files[file] ?? '';
+  }
+
+  async setScheduler(host: string, policy: string, seed?: number): Promise<HostStatus> {
+    return request(this.nc, this.subjects.schedulerSet(host), { policy, seed }, validate.hostStatus, this.timeoutMs).catch((error: unknown) => {
+      throw this.noSuchHost(host, error);
+    });
+  }
+
+  private async hostRequest<R>(host: string, op: ContainerOp, body: unknown, check: (value: unknown) => R): Promise<R> {
+    return request(this.nc, this.subjects.container(host, op), body, check, this.timeoutMs).catch((error: unknown) => {
+      throw this.noSuchHost(host, error);
+    });
+  }
+
+  private noSuchHost(host: string, error: unknown): unknown {
+    if (error instanceof SlicelabError && error.code === 'EUNAVAILABLE') return new SlicelabError('ENOENT', `no host "${host}" answers in cluster "${this.cluster}"`);
+    return error;
   }
 
   private async discover(): Promise<HostRecord[]> {

@@ -5,9 +5,10 @@
  *
  * Division of labor:
  *   Host: the bus side of a host (registration, heartbeats, requests) and the order its parts start and stop
+ *   Machine: the inside (cores, scheduler, containers; machine.ts)
  *   run.ts: the process around a host (signals, the launcher watch, exit codes)
  */
-import { hostname } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
@@ -15,6 +16,7 @@ import {
   clusterSubjects, errorMessage, newCounters, publish, request, serve, validate, version,
   type BusCounters, type ClusterSubjects, type HostInfo, type HostLoad, type HostSpec, type HostStatus, type Logger,
 } from '@slicelab/protocol';
+import { Machine } from './machine.js';
 
 export interface HostOptions {
   cluster: string;
@@ -44,7 +46,14 @@ export class Host {
   /** resolves when the bus is gone for good (not when the host stops) */
   readonly busLost: Promise<void>;
 
+  readonly machine: Machine;
+
   private constructor(private readonly nc: NatsConnection, private readonly options: HostOptions) {
+    const { spec, log } = options;
+    this.machine = new Machine({
+      host: spec.name, cores: spec.cores, memory: spec.memory, quantumMs: spec.scheduler.quantumMs, policy: spec.scheduler.policy,
+      seed: spec.scheduler.seed, creditSpeed: spec.scheduler.creditSpeed, disk: spec.disk, log,
+    });
     this.subjects = clusterSubjects(options.cluster);
     this.info = {
       ...options.spec, cluster: options.cluster, pid: process.pid, version, machine: hostname(), startedAt: Date.now(),
@@ -70,13 +79,13 @@ export class Host {
     return host;
   }
 
-  /** Processes ready to run; the scheduler owns them. */
+  /** Processes ready to run or running. */
   get runnable(): number {
-    return 0;
+    return this.machine.runnable;
   }
 
   get containers(): number {
-    return 0;
+    return this.machine.containerCount;
   }
 
   get isRegistered(): boolean {
@@ -86,7 +95,9 @@ export class Host {
   status(): HostStatus {
     return {
       ...this.info, ...this.load(), uptime: (Date.now() - this.info.startedAt) / 1000,
-      dropped: this.counters.dropped, bus: this.nc.getServer(),
+      dropped: this.counters.dropped, bus: this.nc.getServer(), policy: this.machine.policy, runnable: this.runnable,
+      overcommit: this.info.cores / availableParallelism(),
+      schedulerCost: this.machine.scheduler.busyMs / Math.max(1, Date.now() - this.info.startedAt),
     };
   }
 
@@ -95,6 +106,7 @@ export class Host {
     if (this.stopping) return;
     this.stopping = true;
     for (const timer of this.timers) clearInterval(timer);
+    await this.machine.close();
     if (this.nc.isClosed()) return;
     try {
       publish(this.nc, this.subjects.hostEvents, { kind: 'left', host: this.info.name, at: Date.now() });
@@ -111,6 +123,22 @@ export class Host {
       serve(nc, subjects.hostStatus(name), validate.noBody, () => this.status(), counters),
       serve(nc, subjects.hostPing(name), validate.ping, (ping) => ({ sentAt: ping.sentAt, host: name }), counters),
       serve(nc, subjects.discover, validate.noBody, () => this.status(), counters),
+      serve(nc, subjects.container(name, 'run'), validate.containerRun, (r) => this.machine.run(r), counters),
+      serve(nc, subjects.container(name, 'exec'), validate.containerExec, (r) => this.machine.exec(r.name, r.program, r.args), counters),
+      serve(nc, subjects.container(name, 'stop'), validate.containerRef, (r) => this.machine.stop(r.name), counters),
+      serve(nc, subjects.container(name, 'start'), validate.containerRef, (r) => this.machine.start(r.name), counters),
+      serve(nc, subjects.container(name, 'kill'), validate.containerRef, (r) => this.machine.kill(r.name), counters),
+      serve(nc, subjects.container(name, 'rm'), validate.containerRm, (r) => {
+        this.machine.rm(r.name, r.force);
+        return {};
+      }, counters),
+      serve(nc, subjects.container(name, 'ps'), validate.noBody, () => ({ host: name, policy: this.machine.policy, containers: this.machine.ps() }), counters),
+      serve(nc, subjects.cgroupGet(name), validate.cgroupGet, (r) => ({ files: this.machine.cgroupGet(r.name, r.file) }), counters),
+      serve(nc, subjects.cgroupSet(name), validate.cgroupSet, (r) => ({ files: { [r.file]: this.machine.cgroupSet(r.name, r.file, r.value) } }), counters),
+      serve(nc, subjects.schedulerSet(name), validate.schedulerSet, (r) => {
+        this.machine.setPolicy(r.policy, r.seed);
+        return this.status();
+      }, counters),
     );
   }
 

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
-import { ConfigError, errorMessage, parseDuration, parseRate, parseSize, namePattern, type HostSpec, type Uplink } from '@slicelab/protocol';
+import { ConfigError, errorMessage, parseDuration, parseRate, parseSize, namePattern, defaultDisk, defaultScheduler, type DiskSpec, type HostSpec, type SchedulerSpec, type Uplink } from '@slicelab/protocol';
 
 /** A value in units, checked by the one units parser; only sizes may be bare numbers (bytes). */
 function units<T>(parser: (text: string | number) => T, bareNumber: boolean) {
@@ -42,12 +42,36 @@ const uplink = z
   )
   .describe('the host\'s emulated physical NIC: a bandwidth ("1gbit") or {bandwidth, delay, jitter, loss, maxQueue}');
 
+const scheduler = z
+  .strictObject({
+    policy: z.enum(['wfq', 'lottery', 'credit']).optional().describe('wfq (default), lottery or credit'),
+    quantum: duration.optional().describe('scheduling quantum, default "10ms"'),
+    seed: z.number().int().min(0).optional().describe('seed of lottery draws and programs\' random numbers (default 1)'),
+    creditSpeed: z.number().positive().optional().describe('how much faster than real time T2 credits are earned and spent (default 1)'),
+  })
+  .transform((value): SchedulerSpec => ({
+    policy: value.policy ?? defaultScheduler.policy,
+    quantumMs: value.quantum ?? defaultScheduler.quantumMs,
+    seed: value.seed ?? defaultScheduler.seed,
+    creditSpeed: value.creditSpeed ?? defaultScheduler.creditSpeed,
+  }))
+  .refine((value) => value.quantumMs >= 0.1 && value.quantumMs <= 1000, { error: 'quantum must be between 100us and 1s', path: ['quantum'] });
+
+const disk = z
+  .strictObject({
+    bandwidth: rate.optional().describe('as tc writes rates: "200mbps" is 200 MB/s, "1600mbit" the same'),
+    iops: z.number().positive().optional().describe('operations per second (default 5000)'),
+  })
+  .transform((value): DiskSpec => ({ bandwidth: value.bandwidth === undefined ? defaultDisk.bandwidth : value.bandwidth / 8, iops: value.iops ?? defaultDisk.iops }));
+
 const host = z.strictObject({
   name: name.describe('host name, one subject token: h1, h2, …'),
   cores: z.number().int({ error: 'must be a whole number' }).min(1, { error: 'must be at least 1' }).max(1024, { error: 'must be at most 1024' }).describe('emulated cores (worker threads)'),
   memory: size.describe('memory of the host: "1GiB", "512MiB"'),
   uplink,
-});
+  scheduler: scheduler.optional().describe('CPU scheduler of the host'),
+  disk: disk.optional().describe('the host\'s virtual disk'),
+}).transform((value): HostSpec => ({ ...value, scheduler: value.scheduler ?? { ...defaultScheduler }, disk: value.disk ?? { ...defaultDisk } }));
 
 export const clusterConfigSchema = z
   .strictObject({

@@ -21,12 +21,34 @@ export const Uplink = Type.Object({
 });
 export type Uplink = Static<typeof Uplink>;
 
+export const PolicyName = Type.Union([Type.Literal('wfq'), Type.Literal('lottery'), Type.Literal('credit')]);
+
+export const SchedulerSpec = Type.Object({
+  policy: PolicyName,
+  quantumMs: Type.Number({ minimum: 0.1, maximum: 1000 }),
+  /** seeds the lottery draws and the programs' random numbers, so a run can be repeated */
+  seed: Type.Integer({ minimum: 0 }),
+  /** how much faster than real time T2 credits are earned and spent */
+  creditSpeed: Type.Number({ exclusiveMinimum: 0 }),
+});
+export type SchedulerSpec = Static<typeof SchedulerSpec>;
+
+export const defaultScheduler: SchedulerSpec = { policy: 'wfq', quantumMs: 10, seed: 1, creditSpeed: 1 };
+
+/** The host's virtual disk: bytes per second and operations per second. */
+export const DiskSpec = Type.Object({ bandwidth: Type.Number({ exclusiveMinimum: 0 }), iops: Type.Number({ exclusiveMinimum: 0 }) });
+export type DiskSpec = Static<typeof DiskSpec>;
+/** 200 MB/s and 5000 IOPS: a SATA SSD of the PlanetLab era's successors, shared by the host's containers */
+export const defaultDisk: DiskSpec = { bandwidth: 200e6, iops: 5000 };
+
 /** What a host is: the resolved form of one `hosts[]` entry of the cluster config. */
 export const HostSpec = Type.Object({
   name: Name,
   cores: Type.Integer({ minimum: 1, maximum: 1024 }),
   memory: Type.Integer({ minimum: 1 }),
   uplink: Uplink,
+  scheduler: SchedulerSpec,
+  disk: DiskSpec,
 });
 export type HostSpec = Static<typeof HostSpec>;
 
@@ -51,7 +73,17 @@ export type Heartbeat = Static<typeof Heartbeat>;
 export const HostStatus = Type.Composite([
   HostInfo,
   HostLoad,
-  Type.Object({ uptime: NonNegative, dropped: Count, bus: Text }),
+  Type.Object({
+    uptime: NonNegative,
+    dropped: Count,
+    bus: Text,
+    policy: PolicyName,
+    runnable: Count,
+    /** emulated cores over the real cores of the machine the host runs on */
+    overcommit: NonNegative,
+    /** share of one real core the scheduler's own work took since the host started */
+    schedulerCost: NonNegative,
+  }),
 ]);
 export type HostStatus = Static<typeof HostStatus>;
 
@@ -80,6 +112,75 @@ export type Pong = Static<typeof Pong>;
 
 export const NoBody = Type.Object({});
 export type NoBody = Static<typeof NoBody>;
+
+const Args = Type.Record(Type.String({ maxLength: 64 }), Type.Union([Type.String({ maxLength: 4096 }), Type.Number()]));
+const ProgramName = Type.String({ minLength: 1, maxLength: 64 });
+const CgroupValues = Type.Record(Type.String({ maxLength: 64 }), Type.String({ maxLength: 4096 }));
+
+export const ContainerRun = Type.Object({
+  name: Name,
+  program: ProgramName,
+  args: Args,
+  /** cgroup files written before the first process starts */
+  cgroup: CgroupValues,
+  hostname: Type.Optional(Name),
+});
+export type ContainerRun = Static<typeof ContainerRun>;
+
+export const ContainerRef = Type.Object({ name: Name });
+export type ContainerRef = Static<typeof ContainerRef>;
+export const ContainerRm = Type.Object({ name: Name, force: Type.Boolean() });
+export type ContainerRm = Static<typeof ContainerRm>;
+export const ContainerExec = Type.Object({ name: Name, program: ProgramName, args: Args });
+export type ContainerExec = Static<typeof ContainerExec>;
+
+export const ProcessInfo = Type.Object({
+  pid: Count,
+  gpid: Count,
+  ppid: Count,
+  program: Text,
+  state: Text,
+  uid: Count,
+  hostUid: Count,
+  cpuMs: NonNegative,
+  exitCode: Type.Optional(Type.Integer()),
+  metrics: Type.Record(Type.String(), Type.Number()),
+});
+export type ProcessInfo = Static<typeof ProcessInfo>;
+
+export const ContainerInfo = Type.Object({
+  name: Name,
+  host: Name,
+  id: Count,
+  program: Text,
+  state: Text,
+  exitCode: Type.Optional(Type.Integer()),
+  hostname: Text,
+  createdAt: EpochMs,
+  cpuWeight: NonNegative,
+  cpuUsageMs: NonNegative,
+  cpuPercent: NonNegative,
+  memoryCurrent: Count,
+  memoryMax: Type.Union([Count, Type.Null()]),
+  pids: Count,
+  pidsMax: Type.Union([Count, Type.Null()]),
+  uidMap: Text,
+  processes: Type.Array(ProcessInfo),
+});
+export type ContainerInfo = Static<typeof ContainerInfo>;
+
+export const ContainerList = Type.Object({ host: Name, policy: PolicyName, containers: Type.Array(ContainerInfo) });
+export type ContainerList = Static<typeof ContainerList>;
+
+export const CgroupGet = Type.Object({ name: Name, file: Type.Optional(Type.String({ maxLength: 64 })) });
+export type CgroupGet = Static<typeof CgroupGet>;
+export const CgroupSet = Type.Object({ name: Name, file: Type.String({ maxLength: 64 }), value: Type.String({ maxLength: 4096 }) });
+export type CgroupSet = Static<typeof CgroupSet>;
+export const CgroupFiles = Type.Object({ files: CgroupValues });
+export type CgroupFiles = Static<typeof CgroupFiles>;
+
+export const SchedulerSet = Type.Object({ policy: Type.String({ maxLength: 32 }), seed: Type.Optional(Type.Integer({ minimum: 0 })) });
+export type SchedulerSet = Static<typeof SchedulerSet>;
 
 export const HostEvent = Type.Object({
   kind: Type.Union([Type.Literal('joined'), Type.Literal('left'), Type.Literal('lost')]),
@@ -119,5 +220,16 @@ export const validate = {
   pong: validator('Pong', Pong),
   noBody: validator('request', NoBody),
   hostEvent: validator('HostEvent', HostEvent),
+  containerRun: validator('ContainerRun', ContainerRun),
+  containerRef: validator('ContainerRef', ContainerRef),
+  containerRm: validator('ContainerRm', ContainerRm),
+  containerExec: validator('ContainerExec', ContainerExec),
+  containerInfo: validator('ContainerInfo', ContainerInfo),
+  containerList: validator('ContainerList', ContainerList),
+  processInfo: validator('ProcessInfo', ProcessInfo),
+  cgroupGet: validator('CgroupGet', CgroupGet),
+  cgroupSet: validator('CgroupSet', CgroupSet),
+  cgroupFiles: validator('CgroupFiles', CgroupFiles),
+  schedulerSet: validator('SchedulerSet', SchedulerSet),
   reply: validator('reply', Reply),
 };

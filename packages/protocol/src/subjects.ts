@@ -6,12 +6,20 @@
  *   slicelab.<cluster>.host.<host>.status      request → HostStatus            (host answers)
  *   slicelab.<cluster>.host.<host>.ping        request → Pong                  (host answers; round trips)
  *   slicelab.<cluster>.host.<host>.heartbeat   fire-and-forget Heartbeat, every second
+ *   slicelab.<cluster>.host.<host>.container.<op>  request → ContainerInfo / ContainerList / ProcessInfo
+ *                                              op: run exec stop start kill rm ps
+ *   slicelab.<cluster>.host.<host>.cgroup.get  request CgroupGet → CgroupFiles
+ *   slicelab.<cluster>.host.<host>.cgroup.set  request CgroupSet → CgroupFiles (the file as it now reads)
+ *   slicelab.<cluster>.host.<host>.scheduler.set  request SchedulerSet → HostStatus
  *   slicelab.<cluster>.hosts.register          request HostInfo → Registered   (launcher answers)
  *   slicelab.<cluster>.hosts.list             request → HostList               (launcher answers)
  *   slicelab.<cluster>.hosts.discover          request, every host answers with HostStatus (no launcher needed)
  *   slicelab.<cluster>.events.host             fire-and-forget HostEvent: joined, left, lost
  */
 export const subjectRoot = 'slicelab';
+
+export const containerOps = ['run', 'exec', 'stop', 'start', 'kill', 'rm', 'ps'] as const;
+export type ContainerOp = (typeof containerOps)[number];
 
 export function clusterSubjects(cluster: string) {
   const base = `${subjectRoot}.${cluster}`;
@@ -21,6 +29,10 @@ export function clusterSubjects(cluster: string) {
     hostStatus: (host: string) => `${base}.host.${host}.status`,
     hostPing: (host: string) => `${base}.host.${host}.ping`,
     hostHeartbeat: (host: string) => `${base}.host.${host}.heartbeat`,
+    container: (host: string, op: ContainerOp) => `${base}.host.${host}.container.${op}`,
+    cgroupGet: (host: string) => `${base}.host.${host}.cgroup.get`,
+    cgroupSet: (host: string) => `${base}.host.${host}.cgroup.set`,
+    schedulerSet: (host: string) => `${base}.host.${host}.scheduler.set`,
     anyHeartbeat: `${base}.host.*.heartbeat`,
     register: `${base}.hosts.register`,
     list: `${base}.hosts.list`,

@@ -1,9 +1,9 @@
 import test from 'ava';
-import { ProtocolError, clusterSubjects, decode, encode, validate } from '@slicelab/protocol';
+import { ProtocolError, clusterSubjects, decode, defaultDisk, defaultScheduler, encode, validate } from '@slicelab/protocol';
 
 const info = {
   name: 'h1', cores: 2, memory: 1024 ** 3, uplink: { bandwidth: 1e9, delay: 0, jitter: 0, loss: 0, maxQueue: 1000 },
-  cluster: 'default', pid: 42, version: '0.1.0', machine: 'box', startedAt: Date.now(),
+  scheduler: defaultScheduler, disk: defaultDisk, cluster: 'default', pid: 42, version: '0.1.0', machine: 'box', startedAt: Date.now(),
 };
 
 test('the codec round-trips a message and owns its bytes', (t) => {

@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core';
-import { createLogger, namePattern, parseRate, parseSize } from '@slicelab/protocol';
+import { createLogger, defaultDisk, defaultScheduler, namePattern, parseRate, parseSize } from '@slicelab/protocol';
 import { runHost } from '@slicelab/host';
-import { BaseCommand, unitFlags } from '../base.js';
+import { BaseCommand, unitFlags } from '../../base.js';
 
 export default class HostCommand extends BaseCommand {
   static override description = 'Run one host that joins an existing bus: the way a cluster spans several machines';
@@ -14,6 +14,8 @@ export default class HostCommand extends BaseCommand {
     cpus: Flags.integer({ default: 2, min: 1, max: 1024, description: 'emulated cores' }),
     memory: unitFlags.size({ default: parseSize('1GiB'), description: 'memory, e.g. 1GiB' }),
     uplink: unitFlags.rate({ default: parseRate('1gbit'), description: 'uplink bandwidth, e.g. 1gbit' }),
+    scheduler: Flags.string({ options: ['wfq', 'lottery', 'credit'], default: defaultScheduler.policy, description: 'CPU scheduler' }),
+    quantum: unitFlags.duration({ default: defaultScheduler.quantumMs, description: 'scheduling quantum, e.g. 10ms' }),
     log: Flags.string({ description: 'write the host log to this file instead of stderr' }),
   };
 
@@ -25,7 +27,10 @@ export default class HostCommand extends BaseCommand {
     const log = createLogger('host', flags.log, flags.log ? 'info' : 'warn').child({ host: flags.name });
     const code = await runHost({
       cluster: flags.cluster, nats: flags.nats, log,
-      spec: { name: flags.name, cores: flags.cpus, memory: flags.memory, uplink: { bandwidth: flags.uplink, delay: 0, jitter: 0, loss: 0, maxQueue: 1000 } },
+      spec: {
+        name: flags.name, cores: flags.cpus, memory: flags.memory, uplink: { bandwidth: flags.uplink, delay: 0, jitter: 0, loss: 0, maxQueue: 1000 },
+        scheduler: { ...defaultScheduler, policy: flags.scheduler as 'wfq' | 'lottery' | 'credit', quantumMs: flags.quantum }, disk: { ...defaultDisk },
+      },
       onStarted: () => this.log(`host ${flags.name} joined cluster ${flags.cluster} on ${flags.nats}; Ctrl-C leaves`),
     });
     log.flush();

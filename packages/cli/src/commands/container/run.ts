@@ -1,0 +1,36 @@
+import { Flags } from '@oclif/core';
+import { ClusterClient } from '@slicelab/client';
+import { BaseCommand } from '../../base.js';
+import { clusterFlag } from '../../config-file.js';
+import { argFlag, cgroupWrites, limitFlags, programArgs } from '../../container-flags.js';
+
+export default class ContainerRun extends BaseCommand {
+  static override description = 'Run a program in a new container on a host (namespaces + cgroup + paged memory)';
+  static override examples = [
+    '<%= config.bin %> container run --host h1 --name web --program cpu-burn --cpu-weight 200',
+    '<%= config.bin %> container run --host h2 --name db --program mem-writer --arg wss=64MiB --arg rate=2000 --memory 128MiB --pids-max 50',
+  ];
+  static override flags = {
+    cluster: clusterFlag,
+    host: Flags.string({ required: true, description: 'host to run on' }),
+    name: Flags.string({ required: true, description: 'container name, unique in the cluster' }),
+    program: Flags.string({ required: true, description: 'program: cpu-burn, mem-writer, io-stress, fork-bomb, sleeper, lu, heartbeat' }),
+    hostname: Flags.string({ description: 'hostname inside (uts namespace); default: the container name' }),
+    arg: argFlag,
+    ...limitFlags,
+  };
+
+  async run() {
+    const { flags } = await this.parse(ContainerRun);
+    const client = await ClusterClient.connect({ cluster: flags.cluster });
+    try {
+      const info = await client.runContainer(flags.host, {
+        name: flags.name, program: flags.program, args: programArgs(flags.arg), cgroup: cgroupWrites(flags), hostname: flags.hostname,
+      });
+      this.say(`container ${info.name} runs ${info.program} on ${info.host} (pid 1 inside, ${info.processes[0]?.gpid ?? '?'} on the host)`);
+      return info;
+    } finally {
+      await client.close();
+    }
+  }
+}

@@ -1,0 +1,42 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Flags } from '@oclif/core';
+import { ClusterClient } from '@slicelab/client';
+import { BaseCommand, unitFlags } from '../../base.js';
+import { clusterFlag } from '../../config-file.js';
+import { memoryText } from '../../container-flags.js';
+import { table } from '../../render.js';
+
+export default class ContainerTop extends BaseCommand {
+  static override description = 'Live CPU %, memory and pids of every container (like docker stats); CPU % above 100 means several cores';
+  static override flags = {
+    cluster: clusterFlag,
+    host: Flags.string({ description: 'only this host' }),
+    once: Flags.boolean({ description: 'print once and exit' }),
+    interval: unitFlags.duration({ default: 1000, description: 'refresh interval, e.g. 1s' }),
+  };
+
+  async run() {
+    const { flags } = await this.parse(ContainerTop);
+    const client = await ClusterClient.connect({ cluster: flags.cluster });
+    try {
+      for (;;) {
+        const containers = (await client.containers(flags.host)).filter((c) => c.state === 'running');
+        const rows = containers.map((c) => ({ name: c.name, host: c.host, cpuPercent: c.cpuPercent, memoryCurrent: c.memoryCurrent, memoryMax: c.memoryMax, pids: c.pids, pidsMax: c.pidsMax }));
+        if (flags.once || this.jsonEnabled()) {
+          this.say(this.render(rows));
+          return { containers: rows };
+        }
+        process.stdout.write(`\x1b[2J\x1b[H${this.render(rows)}\n(every ${flags.interval} ms; Ctrl-C quits)\n`);
+        await sleep(flags.interval);
+      }
+    } finally {
+      await client.close();
+    }
+  }
+
+  private render(rows: Array<{ name: string; host: string; cpuPercent: number; memoryCurrent: number; memoryMax: number | null; pids: number; pidsMax: number | null }>): string {
+    return table(['container', 'host', 'cpu %', 'memory', 'pids'], rows.map((r) => [
+      r.name, r.host, r.cpuPercent.toFixed(1), memoryText(r.memoryCurrent, r.memoryMax), `${r.pids} / ${r.pidsMax ?? 'max'}`,
+    ]));
+  }
+}

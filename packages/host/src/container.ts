@@ -1,0 +1,122 @@
+/**
+ * A container: namespaces (pid, mnt, uts, user, net) + a cgroup + paged memory + processes, on one host.
+ * This file holds the process table and the pid-namespace rules: the first process is pid 1; orphans
+ * are re-parented to it; when it exits every process of the namespace is killed; each process has a pid
+ * in the namespace and a global pid on the host. The machine (machine.ts) runs and schedules them.
+ */
+import type { ProgramArgs, Registers, SyscallResult } from '@slicelab/programs';
+import type { CgroupLimits } from './cgroup.js';
+import { Pressure } from './cgroup.js';
+import type { IoGroup } from './disk.js';
+import type { GuestMemory } from './memory.js';
+import { NetNamespace, Rootfs, UserNamespace } from './namespaces.js';
+import type { Runnable, SchedGroup } from './scheduler/scheduler.js';
+
+export type ProcessState = 'runnable' | 'running' | 'sleeping' | 'io' | 'exited';
+
+export interface Process extends Runnable {
+  readonly gpid: number;
+  /** pid in the container's pid namespace */
+  readonly pid: number;
+  /** parent's pid in the namespace; 0 for init */
+  ppid: number;
+  readonly container: Container;
+  readonly program: string;
+  readonly args: ProgramArgs;
+  regs: Registers;
+  ret: SyscallResult | undefined;
+  rand: number;
+  state: ProcessState;
+  /** uid inside the user namespace */
+  readonly uid: number;
+  cpuMs: number;
+  readonly startedAt: number;
+  exitCode?: number;
+  /** the reason, when killed (oom, a crash, a signal) */
+  killedBy?: string;
+  wake?: NodeJS.Timeout;
+}
+
+/** Exit codes as a shell reports a death by signal: 128 + signal number. */
+export const exitCodes = { sigkill: 137, sigsegv: 139, sigterm: 143 } as const;
+
+export type ContainerState = 'running' | 'exited';
+
+export interface ContainerSpec {
+  name: string;
+  program: string;
+  args: ProgramArgs;
+  hostname?: string;
+}
+
+export interface Region {
+  addr: number;
+  bytes: number;
+  owner: number;
+}
+
+export class Container {
+  state: ContainerState = 'running';
+  exitCode?: number;
+  readonly processes = new Map<number, Process>();
+  readonly regions = new Map<number, Region>();
+  readonly rootfs: Rootfs;
+  readonly net = new NetNamespace();
+  readonly hostname: string;
+  readonly pressure = { cpu: new Pressure(Date.now()), memory: new Pressure(Date.now()), io: new Pressure(Date.now()) };
+  readonly events = { low: 0, high: 0, oom: 0, oomKill: 0, pidsMax: 0 };
+  pidsPeak = 0;
+  /** the last lines programs logged */
+  readonly logs: string[] = [];
+  nextPid = 1;
+  readonly createdAt = Date.now();
+
+  constructor(
+    readonly id: number,
+    readonly spec: ContainerSpec,
+    readonly userns: UserNamespace,
+    readonly memory: GuestMemory,
+    readonly group: SchedGroup,
+    readonly io: IoGroup,
+    public limits: CgroupLimits,
+  ) {
+    this.hostname = spec.hostname ?? spec.name;
+    this.rootfs = Rootfs.image(this.hostname);
+  }
+
+  get name(): string {
+    return this.spec.name;
+  }
+
+  get init(): Process | undefined {
+    return this.processes.get(1);
+  }
+
+  /** Live processes, by namespace pid. */
+  live(): Process[] {
+    return [...this.processes.values()].filter((p) => p.state !== 'exited').sort((a, b) => a.pid - b.pid);
+  }
+
+  log(line: string): void {
+    this.logs.push(line);
+    if (this.logs.length > 200) this.logs.shift();
+  }
+
+  /** Takes an exited process out of the table: its children now belong to init. */
+  reap(process: Process): void {
+    this.processes.delete(process.pid);
+    for (const other of this.processes.values()) if (other.ppid === process.pid) other.ppid = 1;
+  }
+
+  /** The address for a new region of `bytes`: first fit among the gaps, page aligned, page 0 never used. */
+  place(bytes: number, pageSize: number): number | undefined {
+    const size = Math.ceil(bytes / pageSize) * pageSize;
+    const taken = [...this.regions.values()].sort((a, b) => a.addr - b.addr);
+    let addr = pageSize;
+    for (const region of taken) {
+      if (addr + size <= region.addr) break;
+      addr = Math.max(addr, region.addr + Math.ceil(region.bytes / pageSize) * pageSize);
+    }
+    return addr + size <= this.memory.size ? addr : undefined;
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * A core: one worker thread that runs process steps for the quantum the scheduler grants. It calls
+ * `step(regs, ctx)` until the quantum is used up or the step returns a system call, a memory access
+ * faults, or the program throws; then it reports the registers, the time really used and why it stopped.
+ * Processes are data: the core keeps nothing of a process between quanta but its container's memory.
+ */
+import { parentPort } from 'node:worker_threads';
+import { getProgram, type StepContext, type SyscallResult } from '@slicelab/programs';
+import { GuestMemory, MemoryFault } from './memory.js';
+import type { FromCore, Outcome, ToCore } from './core-protocol.js';
+
+const port = parentPort!;
+const memories = new Map<number, GuestMemory>();
+const clock = () => performance.timeOrigin + performance.now();
+
+/** xorshift32: a seeded generator whose whole state is one number in the process's record */
+function nextRandom(state: number): number {
+  let x = state | 0 || 0x9e3779b9;
+  x ^= x << 13;
+  x ^= x >>> 17;
+  x ^= x << 5;
+  return x >>> 0;
+}
+
+port.on('message', (message: ToCore) => {
+  if (message.kind === 'attach') memories.set(message.container, new GuestMemory(message.memory));
+  else if (message.kind === 'detach') memories.delete(message.container);
+  else port.postMessage(run(message));
+});
+
+function run(task: Extract<ToCore, { kind: 'run' }>): FromCore {
+  const logs: string[] = [];
+  const memory = memories.get(task.container);
+  const program = getProgram(task.program);
+  let rand = task.rand;
+  let ret: SyscallResult | undefined = task.ret;
+  const ctx: StepContext = {
+    pid: task.pid,
+    args: task.args,
+    mem: memory!,
+    now: clock,
+    rand: () => {
+      rand = nextRandom(rand);
+      return rand / 0x1_0000_0000;
+    },
+    log: (line) => {
+      if (logs.length < 100) logs.push(String(line).slice(0, 1000));
+    },
+    get ret() {
+      return ret;
+    },
+  };
+  const began = clock();
+  let steps = 0;
+  let outcome: Outcome;
+  try {
+    if (!program) throw new Error(`unknown program "${task.program}"`);
+    if (!memory) throw new Error(`container ${task.container} has no memory on this core`);
+    for (;;) {
+      const result = program.step(task.regs, ctx);
+      memory.endStep();
+      ret = undefined;
+      steps++;
+      if (result !== undefined) {
+        outcome = result;
+        break;
+      }
+      if (clock() - began >= task.quantumMs) break;
+    }
+  } catch (error) {
+    memory?.endStep();
+    outcome = error instanceof MemoryFault
+      ? { sys: 'fault', kind: error.kind, page: error.page }
+      : { sys: 'crash', message: error instanceof Error ? error.message : String(error) };
+  }
+  return { kind: 'done', gpid: task.gpid, regs: task.regs, rand, usedMs: clock() - began, steps, outcome, logs };
+}
+
+port.postMessage({ kind: 'ready' } satisfies FromCore);

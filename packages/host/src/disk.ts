@@ -1,0 +1,175 @@
+/**
+ * The host's virtual disk: one device with a bandwidth (bytes/s) and an IOPS limit, serving one request
+ * at a time; a request takes max(bytes / bandwidth, 1 / iops). Containers share it by io.weight (WFQ on
+ * service time, like the kernel's io.cost weights) and each may be capped by io.max (rbps, wbps, riops,
+ * wiops: token buckets refilled continuously; a capped container waits while others use the device).
+ * The device keeps its own clock: requests are served back to back in device time and complete by timer
+ * in batches, so an IOPS rate above the timer's 1 ms resolution is still delivered.
+ */
+import type { DiskSpec } from '@slicelab/protocol';
+
+export type { DiskSpec };
+
+export interface IoLimits {
+  rbps: number | null;
+  wbps: number | null;
+  riops: number | null;
+  wiops: number | null;
+}
+
+export interface IoStat {
+  rbytes: number;
+  wbytes: number;
+  rios: number;
+  wios: number;
+  /** ms its requests waited in the queue (io pressure) */
+  waitedMs: number;
+}
+
+interface Request {
+  op: 'read' | 'write';
+  bytes: number;
+  queuedAt: number;
+  done: () => void;
+}
+
+export class IoGroup {
+  vtime = 0;
+  readonly queue: Request[] = [];
+  readonly stat: IoStat = { rbytes: 0, wbytes: 0, rios: 0, wios: 0, waitedMs: 0 };
+  limits: IoLimits = { rbps: null, wbps: null, riops: null, wiops: null };
+  private tokens = { rbps: 0, wbps: 0, riops: 0, wiops: 0 };
+  private refilledAt = 0;
+
+  constructor(readonly id: number, public weight: number) {}
+
+  /** When this group's next request may start under io.max (now, or later). */
+  readyAt(now: number): number {
+    const request = this.queue[0];
+    if (!request) return Infinity;
+    this.refill(now);
+    const [bytesKey, iosKey] = request.op === 'read' ? (['rbps', 'riops'] as const) : (['wbps', 'wiops'] as const);
+    let at = now;
+    const bps = this.limits[bytesKey];
+    if (bps !== null && this.tokens[bytesKey] < Math.min(request.bytes, bps)) at = Math.max(at, now + ((Math.min(request.bytes, bps) - this.tokens[bytesKey]) / bps) * 1000);
+    const iops = this.limits[iosKey];
+    if (iops !== null && this.tokens[iosKey] < 1) at = Math.max(at, now + ((1 - this.tokens[iosKey]) / iops) * 1000);
+    return at;
+  }
+
+  take(request: Request, now: number): void {
+    this.refill(now);
+    const [bytesKey, iosKey] = request.op === 'read' ? (['rbps', 'riops'] as const) : (['wbps', 'wiops'] as const);
+    if (this.limits[bytesKey] !== null) this.tokens[bytesKey] -= request.bytes;
+    if (this.limits[iosKey] !== null) this.tokens[iosKey] -= 1;
+  }
+
+  private refill(now: number): void {
+    const seconds = this.refilledAt === 0 ? 0 : (now - this.refilledAt) / 1000;
+    this.refilledAt = now;
+    for (const key of ['rbps', 'wbps', 'riops', 'wiops'] as const) {
+      const rate = this.limits[key];
+      // a burst of one second's worth at most, like a token bucket sized to its rate
+      if (rate !== null) this.tokens[key] = Math.min(rate, this.tokens[key] + rate * seconds);
+    }
+  }
+}
+
+interface InFlight {
+  group: IoGroup;
+  request: Request;
+  completesAt: number;
+}
+
+/** How far ahead of the wall clock the device may schedule work. */
+const horizonMs = 2;
+
+export class Disk {
+  private readonly groups = new Set<IoGroup>();
+  private readonly inFlight: InFlight[] = [];
+  /** device time when the last started request completes */
+  private busyUntil = 0;
+  private timer?: NodeJS.Timeout;
+  private timerAt = Infinity;
+  private closed = false;
+
+  constructor(readonly spec: DiskSpec, private readonly now: () => number) {}
+
+  add(group: IoGroup): void {
+    this.groups.add(group);
+  }
+
+  remove(group: IoGroup): void {
+    this.groups.delete(group);
+    group.queue.splice(0);
+  }
+
+  submit(group: IoGroup, op: 'read' | 'write', bytes: number, done: () => void): void {
+    if (group.queue.length === 0) {
+      // the WFQ wake rule, as for CPU: an idle group starts at the smallest active virtual time
+      let min = Infinity;
+      for (const other of this.groups) if (other.queue.length > 0) min = Math.min(min, other.vtime);
+      if (min !== Infinity) group.vtime = Math.max(group.vtime, min);
+    }
+    group.queue.push({ op, bytes, queuedAt: this.now(), done });
+    this.pump();
+  }
+
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.timer);
+  }
+
+  private pump(): void {
+    if (this.closed) return;
+    const now = this.now();
+    this.complete(now);
+    let earliestReady = Infinity;
+    while (Math.max(this.busyUntil, now) <= now + horizonMs) {
+      let best: IoGroup | undefined;
+      for (const group of this.groups) {
+        if (group.queue.length === 0) continue;
+        const at = group.readyAt(now);
+        if (at > now) {
+          earliestReady = Math.min(earliestReady, at);
+          continue;
+        }
+        if (!best || group.vtime < best.vtime) best = group;
+      }
+      if (!best) break;
+      const request = best.queue.shift()!;
+      best.take(request, now);
+      const serviceMs = Math.max(request.bytes / this.spec.bandwidth, 1 / this.spec.iops) * 1000;
+      best.vtime += serviceMs / best.weight;
+      best.stat.waitedMs += now - request.queuedAt;
+      this.busyUntil = Math.max(this.busyUntil, now) + serviceMs;
+      this.inFlight.push({ group: best, request, completesAt: this.busyUntil });
+    }
+    const next = Math.min(this.inFlight[0]?.completesAt ?? Infinity, this.inFlight.length === 0 ? earliestReady : Infinity);
+    if (next !== Infinity) this.wakeAt(next, now);
+  }
+
+  private complete(now: number): void {
+    while (this.inFlight.length > 0 && this.inFlight[0]!.completesAt <= now) {
+      const { group, request } = this.inFlight.shift()!;
+      if (request.op === 'read') {
+        group.stat.rbytes += request.bytes;
+        group.stat.rios++;
+      } else {
+        group.stat.wbytes += request.bytes;
+        group.stat.wios++;
+      }
+      request.done();
+    }
+  }
+
+  private wakeAt(at: number, now: number): void {
+    if (at >= this.timerAt) return;
+    clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(() => {
+      this.timerAt = Infinity;
+      this.pump();
+    }, Math.max(0, at - now));
+  }
+}

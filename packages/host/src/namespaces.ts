@@ -1,0 +1,121 @@
+/**
+ * The namespaces of a container, as data (the pid namespace lives with the process table in
+ * container.ts):
+ *   uts   its own hostname
+ *   user  a uid_map "inside outside length": root inside is an unprivileged uid outside; ids with no
+ *         mapping show as the overflow id 65534
+ *   mnt   its own root filesystem, an in-memory tree; nothing outside it is reachable
+ *   net   the object the container's nics attach to
+ */
+import { SlicelabError } from '@slicelab/protocol';
+
+export const overflowId = 65534;
+
+export interface IdMapping {
+  inside: number;
+  outside: number;
+  length: number;
+}
+
+export class UserNamespace {
+  constructor(readonly uidMap: readonly IdMapping[]) {}
+
+  /** Parses /proc/PID/uid_map text: lines of "inside outside length". */
+  static parse(text: string): UserNamespace {
+    const mappings = text
+      .trim()
+      .split('\n')
+      .map((line) => {
+        const fields = line.trim().split(/\s+/).map(Number);
+        if (fields.length !== 3 || fields.some((n) => !Number.isInteger(n) || n < 0) || fields[2] === 0) {
+          throw new SlicelabError('EINVAL', `uid_map: "${line.trim()}" is not "inside outside length"`);
+        }
+        return { inside: fields[0]!, outside: fields[1]!, length: fields[2]! };
+      });
+    return new UserNamespace(mappings);
+  }
+
+  /** The uid outside for a uid inside, or the overflow id when unmapped. */
+  toOutside(uid: number): number {
+    for (const m of this.uidMap) if (uid >= m.inside && uid < m.inside + m.length) return m.outside + (uid - m.inside);
+    return overflowId;
+  }
+
+  /** The uid inside for a uid outside, or the overflow id when unmapped. */
+  toInside(uid: number): number {
+    for (const m of this.uidMap) if (uid >= m.outside && uid < m.outside + m.length) return m.inside + (uid - m.outside);
+    return overflowId;
+  }
+
+  toString(): string {
+    return this.uidMap.map((m) => `${m.inside} ${m.outside} ${m.length}`).join('\n');
+  }
+}
+
+type Node = { kind: 'dir' } | { kind: 'file'; data: Uint8Array };
+
+/** A root filesystem: absolute paths inside the container; ".." never climbs above "/". */
+export class Rootfs {
+  private readonly nodes = new Map<string, Node>([['/', { kind: 'dir' }]]);
+
+  static image(hostname: string): Rootfs {
+    const fs = new Rootfs();
+    for (const dir of ['/bin', '/etc', '/home', '/proc', '/tmp', '/var', '/var/log']) fs.mkdir(dir);
+    fs.write('/etc/hostname', `${hostname}\n`);
+    fs.write('/etc/passwd', 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n');
+    return fs;
+  }
+
+  static normalize(path: string): string {
+    const parts: string[] = [];
+    for (const part of path.split('/')) {
+      if (part === '' || part === '.') continue;
+      if (part === '..') parts.pop();
+      else parts.push(part);
+    }
+    return `/${parts.join('/')}`;
+  }
+
+  mkdir(path: string): void {
+    const p = Rootfs.normalize(path);
+    this.parentDir(p);
+    if (this.nodes.has(p)) throw new SlicelabError('EEXIST', `${p} exists`);
+    this.nodes.set(p, { kind: 'dir' });
+  }
+
+  write(path: string, data: string | Uint8Array): void {
+    const p = Rootfs.normalize(path);
+    this.parentDir(p);
+    if (this.nodes.get(p)?.kind === 'dir') throw new SlicelabError('EINVAL', `${p} is a directory`);
+    this.nodes.set(p, { kind: 'file', data: typeof data === 'string' ? new TextEncoder().encode(data) : data.slice() });
+  }
+
+  read(path: string): Uint8Array {
+    const p = Rootfs.normalize(path);
+    const node = this.nodes.get(p);
+    if (!node) throw new SlicelabError('ENOENT', `${p}: no such file`);
+    if (node.kind === 'dir') throw new SlicelabError('EINVAL', `${p} is a directory`);
+    return node.data.slice();
+  }
+
+  list(path: string): string[] {
+    const p = Rootfs.normalize(path);
+    if (this.nodes.get(p)?.kind !== 'dir') throw new SlicelabError('ENOENT', `${p}: no such directory`);
+    const prefix = p === '/' ? '/' : `${p}/`;
+    return [...this.nodes.keys()].filter((k) => k !== p && k.startsWith(prefix) && !k.slice(prefix.length).includes('/')).map((k) => k.slice(prefix.length)).sort();
+  }
+
+  exists(path: string): boolean {
+    return this.nodes.has(Rootfs.normalize(path));
+  }
+
+  private parentDir(p: string): void {
+    const parent = p.slice(0, p.lastIndexOf('/')) || '/';
+    if (this.nodes.get(parent)?.kind !== 'dir') throw new SlicelabError('ENOENT', `${parent}: no such directory`);
+  }
+}
+
+/** The network namespace: the container's own nics (attached by the network layer). */
+export class NetNamespace {
+  readonly nics: Array<{ name: string; mac: string; ip: string }> = [];
+}

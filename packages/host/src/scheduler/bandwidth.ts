@@ -1,0 +1,84 @@
+/**
+ * CFS bandwidth control (cpu.max, cpu.max.burst): a group may run `quota` per `period`, summed over all
+ * cores; once spent it is throttled until the next period and its unused share is NOT given to others.
+ * Each period the runtime refills to min(runtime + quota, quota + burst). Quanta reserve runtime when
+ * dispatched and settle what they really used, so concurrent cores cannot overrun the quota.
+ */
+export interface BandwidthStats {
+  nrPeriods: number;
+  nrThrottled: number;
+  throttledMs: number;
+  nrBursts: number;
+  burstMs: number;
+  /** the most any completed period used (ms): what the fairness benchmark checks against the quota */
+  peakPeriodMs: number;
+}
+
+export class Bandwidth {
+  runtime: number;
+  private periodStart: number;
+  private usedInPeriod = 0;
+  private throttledSince?: number;
+  readonly stats: BandwidthStats = { nrPeriods: 0, nrThrottled: 0, throttledMs: 0, nrBursts: 0, burstMs: 0, peakPeriodMs: 0 };
+
+  constructor(public quotaMs: number, public periodMs: number, public burstMs: number, now: number) {
+    this.runtime = quotaMs;
+    this.periodStart = now;
+  }
+
+  /** Changes the limits in place, keeping the counters (a write to cpu.max while running). */
+  update(quotaMs: number, periodMs: number, burstMs: number): void {
+    this.quotaMs = quotaMs;
+    this.periodMs = periodMs;
+    this.burstMs = burstMs;
+    this.runtime = Math.min(this.runtime, quotaMs + burstMs);
+  }
+
+  /** Runtime left now (after any period boundaries that passed). */
+  available(now: number): number {
+    this.refresh(now);
+    return this.runtime;
+  }
+
+  /** When the next refill happens. */
+  get nextPeriod(): number {
+    return this.periodStart + this.periodMs;
+  }
+
+  reserve(ms: number): void {
+    this.runtime -= ms;
+    this.usedInPeriod += ms;
+  }
+
+  settle(reservedMs: number, usedMs: number): void {
+    this.runtime += reservedMs - usedMs;
+    this.usedInPeriod += usedMs - reservedMs;
+  }
+
+  /** The group has work but no runtime: counted once per period, like nr_throttled. */
+  throttle(now: number): void {
+    if (this.throttledSince !== undefined) return;
+    this.throttledSince = now;
+    this.stats.nrThrottled++;
+  }
+
+  private refresh(now: number): void {
+    while (now >= this.periodStart + this.periodMs) {
+      const boundary = this.periodStart + this.periodMs;
+      if (this.usedInPeriod > 0 || this.throttledSince !== undefined) this.stats.nrPeriods++;
+      if (this.usedInPeriod > this.quotaMs) {
+        this.stats.nrBursts++;
+        this.stats.burstMs += this.usedInPeriod - this.quotaMs;
+      }
+      this.stats.peakPeriodMs = Math.max(this.stats.peakPeriodMs, this.usedInPeriod);
+      if (this.throttledSince !== undefined) {
+        this.stats.throttledMs += boundary - this.throttledSince;
+        this.throttledSince = undefined;
+      }
+      this.runtime = Math.min(this.runtime + this.quotaMs, this.quotaMs + this.burstMs);
+      this.usedInPeriod = 0;
+      // an idle stretch of many periods: jump ahead instead of looping through each
+      this.periodStart = now - boundary > 10 * this.periodMs ? now - ((now - boundary) % this.periodMs) : boundary;
+    }
+  }
+}

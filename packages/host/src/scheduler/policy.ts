@@ -1,0 +1,103 @@
+/**
+ * How a host shares its cores among containers. Three policies behind one interface (a compliance suite
+ * in the tests runs the shared rules against each):
+ *
+ *   wfq      weighted fair queueing: run the group with the smallest virtual time s_i, then
+ *            s_i += used / w_i; a group that becomes runnable starts at max(s_i, s_min), s_min never
+ *            decreasing, so sleeping earns no credit and newcomers cannot starve others.
+ *   lottery  a seeded draw per quantum, tickets = weight (Waldspurger): shares hold in expectation.
+ *   credit   AWS T2: wfq among groups that may run, where a group out of credits (standard mode) is held
+ *            to its baseline by a bandwidth limiter (see credit.ts).
+ */
+export type PolicyName = 'wfq' | 'lottery' | 'credit';
+export const policyNames: readonly PolicyName[] = ['wfq', 'lottery', 'credit'];
+
+/** What a policy needs to know of a group. */
+export interface Schedulable {
+  readonly id: number;
+  readonly weight: number;
+  /** the WFQ virtual time s_i */
+  vtime: number;
+}
+
+export interface Policy {
+  readonly name: PolicyName;
+  /** picks one of the candidates (never empty) */
+  pick(candidates: readonly Schedulable[]): Schedulable;
+  /** a group ran `usedMs` */
+  charge(group: Schedulable, usedMs: number): void;
+  /** a group becomes runnable (new, or back from sleep); `runnable` are the others that are */
+  wake(group: Schedulable, runnable: readonly Schedulable[]): void;
+}
+
+export class Wfq implements Policy {
+  readonly name: PolicyName = 'wfq';
+  private sMin = 0;
+
+  pick(candidates: readonly Schedulable[]): Schedulable {
+    let best = candidates[0]!;
+    for (const group of candidates) {
+      if (group.vtime < best.vtime || (group.vtime === best.vtime && group.id < best.id)) best = group;
+    }
+    this.sMin = Math.max(this.sMin, best.vtime);
+    return best;
+  }
+
+  charge(group: Schedulable, usedMs: number): void {
+    group.vtime += usedMs / group.weight;
+  }
+
+  wake(group: Schedulable, runnable: readonly Schedulable[]): void {
+    let min = Infinity;
+    for (const other of runnable) if (other !== group) min = Math.min(min, other.vtime);
+    if (min !== Infinity) this.sMin = Math.max(this.sMin, min);
+    group.vtime = Math.max(group.vtime, this.sMin);
+  }
+}
+
+export class Lottery implements Policy {
+  readonly name: PolicyName = 'lottery';
+
+  constructor(private state: number) {}
+
+  pick(candidates: readonly Schedulable[]): Schedulable {
+    let tickets = 0;
+    for (const group of candidates) tickets += group.weight;
+    let draw = this.random() * tickets;
+    for (const group of candidates) {
+      draw -= group.weight;
+      if (draw < 0) return group;
+    }
+    return candidates.at(-1)!;
+  }
+
+  charge(): void {}
+
+  wake(): void {}
+
+  /** xorshift32, seeded: the same seed repeats the same sequence of draws */
+  private random(): number {
+    let x = this.state | 0 || 0x2545f491;
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    this.state = x >>> 0;
+    return this.state / 0x1_0000_0000;
+  }
+}
+
+/** wfq ordering; the credit rules act as limits on which groups may run (see Scheduler). */
+export class Credit extends Wfq {
+  override readonly name: PolicyName = 'credit';
+}
+
+export function createPolicy(name: PolicyName, seed = 1): Policy {
+  switch (name) {
+    case 'wfq':
+      return new Wfq();
+    case 'lottery':
+      return new Lottery(seed);
+    case 'credit':
+      return new Credit();
+  }
+}

@@ -1,0 +1,192 @@
+/**
+ * The host's CPU scheduler: hands runnable processes to idle cores for one quantum each. Two levels:
+ * the policy (wfq, lottery, credit) picks a group (a container's cgroup) among those allowed to run on
+ * this core now; the group's processes take turns in FIFO order. A group may be held back by cpu.max
+ * (bandwidth.ts), by its credit baseline, by cgroup.freeze, by memory.high throttling, by cpuset.cpus and
+ * by how many cores it may use at once. Usage is what the core measured, never what was granted.
+ */
+import type { QuantumDone, ToCore } from '../core-protocol.js';
+import type { Core } from '../cores.js';
+import { Bandwidth } from './bandwidth.js';
+import { CreditAccount } from './credit.js';
+import { createPolicy, type Policy, type PolicyName, type Schedulable } from './policy.js';
+
+export interface Runnable {
+  readonly gpid: number;
+  readonly group: SchedGroup;
+  /** when it last became runnable: the wait is CPU pressure */
+  runnableSince: number;
+}
+
+export class SchedGroup implements Schedulable {
+  vtime = 0;
+  running = 0;
+  readonly queue: Runnable[] = [];
+  usageMs = 0;
+  /** main-thread time spent carrying out this group's system calls */
+  systemMs = 0;
+  /** time its processes waited, runnable, for a core (cpu pressure "some") */
+  waitedMs = 0;
+  frozen = false;
+  /** memory.high throttling: not dispatched before this time */
+  holdUntil = 0;
+  /** cpuset.cpus: allowed core indexes, or null for all */
+  cpus: ReadonlySet<number> | null = null;
+  /** how many cores it may use at once (a T2 size's vCPUs) */
+  maxConcurrent = Infinity;
+  cpuMax: Bandwidth | null = null;
+  credit: CreditAccount | null = null;
+  /** the baseline limiter of a credit group, applied while it is out of credits */
+  baseline: Bandwidth | null = null;
+
+  constructor(readonly id: number, public weight: number) {}
+
+  get active(): boolean {
+    return this.queue.length > 0 || this.running > 0;
+  }
+}
+
+export interface SchedulerHooks {
+  task(process: Runnable, quantumMs: number): Extract<ToCore, { kind: 'run' }>;
+  done(process: Runnable, report: QuantumDone): void;
+}
+
+export interface SchedulerOptions {
+  quantumMs: number;
+  policy: PolicyName;
+  seed?: number;
+  now?: () => number;
+}
+
+/** A quantum shorter than this is not worth a dispatch. */
+const minQuantumMs = 0.05;
+
+export class Scheduler {
+  policy: Policy;
+  quantumMs: number;
+  readonly groups = new Set<SchedGroup>();
+  /** main-thread milliseconds spent scheduling (the dispatch cost) */
+  busyMs = 0;
+  dispatches = 0;
+  private readonly now: () => number;
+  private wakeTimer?: NodeJS.Timeout;
+  private wakeAt = Infinity;
+  private closed = false;
+
+  constructor(readonly cores: readonly Core[], options: SchedulerOptions, private readonly hooks: SchedulerHooks) {
+    this.quantumMs = options.quantumMs;
+    this.policy = createPolicy(options.policy, options.seed);
+    this.now = options.now ?? (() => performance.timeOrigin + performance.now());
+  }
+
+  setPolicy(name: PolicyName, seed?: number): void {
+    this.policy = createPolicy(name, seed);
+    // virtual times of one policy mean nothing to the next: everyone starts level
+    for (const group of this.groups) group.vtime = 0;
+    this.kick();
+  }
+
+  add(group: SchedGroup): void {
+    this.groups.add(group);
+  }
+
+  remove(group: SchedGroup): void {
+    this.groups.delete(group);
+  }
+
+  enqueue(process: Runnable): void {
+    const group = process.group;
+    process.runnableSince = this.now();
+    if (!group.active) this.policy.wake(group, [...this.groups].filter((g) => g.active));
+    group.queue.push(process);
+    this.kick();
+  }
+
+  /** Takes a process out of its run queue (killed, stopped); true if it was there. */
+  dequeue(process: Runnable): boolean {
+    const index = process.group.queue.indexOf(process);
+    if (index < 0) return false;
+    process.group.queue.splice(index, 1);
+    return true;
+  }
+
+  /** Fills idle cores. */
+  kick(): void {
+    if (this.closed) return;
+    const began = performance.now();
+    const now = this.now();
+    for (const core of this.cores) {
+      if (core.busy) continue;
+      const candidates = this.candidates(core.index, now);
+      if (candidates.length === 0) continue;
+      const group = this.policy.pick(candidates) as SchedGroup;
+      this.dispatch(core, group, now);
+    }
+    this.busyMs += performance.now() - began;
+  }
+
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.wakeTimer);
+  }
+
+  private candidates(core: number, now: number): SchedGroup[] {
+    const result: SchedGroup[] = [];
+    for (const group of this.groups) {
+      if (group.queue.length === 0 || group.frozen || group.running >= group.maxConcurrent) continue;
+      if (group.cpus && !group.cpus.has(core)) continue;
+      if (group.holdUntil > now) {
+        this.wakeLater(group.holdUntil);
+        continue;
+      }
+      const limiter = this.limiter(group, now);
+      if (limiter && limiter.available(now) < minQuantumMs) {
+        limiter.throttle(now);
+        this.wakeLater(limiter.nextPeriod);
+        continue;
+      }
+      result.push(group);
+    }
+    return result;
+  }
+
+  /** The tighter of cpu.max and (when out of credits) the credit baseline. */
+  private limiter(group: SchedGroup, now: number): Bandwidth | null {
+    const baseline = group.credit && group.baseline && group.credit.atBaseline(now, this.quantumMs) ? group.baseline : null;
+    if (!baseline) return group.cpuMax;
+    if (!group.cpuMax) return baseline;
+    return baseline.available(now) < group.cpuMax.available(now) ? baseline : group.cpuMax;
+  }
+
+  private dispatch(core: Core, group: SchedGroup, now: number): void {
+    const process = group.queue.shift()!;
+    const limiter = this.limiter(group, now);
+    const quantum = Math.max(minQuantumMs, Math.min(this.quantumMs, limiter ? limiter.available(now) : Infinity));
+    limiter?.reserve(quantum);
+    group.running++;
+    group.waitedMs += now - process.runnableSince;
+    this.dispatches++;
+    void core.run(this.hooks.task(process, quantum)).then((report) => {
+      const began = performance.now();
+      const used = Math.max(0, report.usedMs);
+      group.running--;
+      group.usageMs += used;
+      limiter?.settle(quantum, used);
+      group.credit?.spend(used, this.now());
+      this.policy.charge(group, used);
+      this.busyMs += performance.now() - began;
+      this.hooks.done(process, report);
+      this.kick();
+    });
+  }
+
+  private wakeLater(at: number): void {
+    if (at >= this.wakeAt) return;
+    clearTimeout(this.wakeTimer);
+    this.wakeAt = at;
+    this.wakeTimer = setTimeout(() => {
+      this.wakeAt = Infinity;
+      this.kick();
+    }, Math.max(0, at - this.now()));
+  }
+}

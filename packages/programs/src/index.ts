@@ -1,0 +1,34 @@
+/**
+ * The program library: every program a container can run, by name. The host looks programs up here
+ * (`getProgram`), the CLI lists them (`programNames`); adding a program means adding it to `all`.
+ */
+import type { Program } from './program.js';
+import { cpuBurn } from './cpu-burn.js';
+import { forkBomb } from './fork-bomb.js';
+import { heartbeat } from './heartbeat.js';
+import { ioStress } from './io-stress.js';
+import { lu } from './lu.js';
+import { memWriter } from './mem-writer.js';
+import { sleeper } from './sleeper.js';
+
+export * from './program.js';
+export { burnChunk, burnIterations, cpuBurn } from './cpu-burn.js';
+export { forkBomb } from './fork-bomb.js';
+export { heartbeat } from './heartbeat.js';
+export { ioStress } from './io-stress.js';
+export { lu, luEliminate, luFillBudget, luFillRows, luReference, luResidual, luStepBudget } from './lu.js';
+export { memWriter, pagesPerStep } from './mem-writer.js';
+export { sleeper } from './sleeper.js';
+
+const all: readonly Program[] = [cpuBurn, memWriter, ioStress, forkBomb, sleeper, lu, heartbeat];
+
+export const programs: ReadonlyMap<string, Program> = new Map(all.map((program) => [program.name, program]));
+
+export function getProgram(name: string): Program | undefined {
+  return programs.get(name);
+}
+
+/** Program names, sorted, for help and errors. */
+export function programNames(): string[] {
+  return [...programs.keys()].sort();
+}

@@ -1,0 +1,91 @@
+/**
+ * The contract between a core and a program: the only code that runs inside the emulation.
+ *
+ * A process is data: a program name, its registers (a plain msgpack-able object) and pids. A core calls
+ * `step(regs, ctx)` again and again until its quantum is used up or the step returns a system call.
+ * Every step must be short (well under a millisecond) and restartable. A memory access can fault (a
+ * first touch over `memory.max`, later a page not yet migrated): the step stops at that access, the
+ * process keeps its registers exactly as the step left them, and the step runs again later. So a step
+ * either records its progress in its registers as it goes (mem-writer bumps its counter after each page),
+ * or touches all the memory it will write before it changes anything (lu takes its `f64` view first).
+ *
+ * Everything that needs the host (fork, sleep, disk, memory allocation, exit) is a system call: the step
+ * returns it, the process leaves the core, the host carries it out, and the result is `ctx.ret` in the
+ * process's next step.
+ */
+
+/** A program's arguments, from `container run --arg k=v` (values arrive as strings or numbers). */
+export type ProgramArgs = Record<string, string | number>;
+
+/** A process's registers: plain data only (numbers, strings, booleans, arrays, objects). */
+export type Registers = Record<string, unknown>;
+
+/** The container's guest memory as a program sees it. Addresses come from the `alloc` system call. */
+export interface MemoryAccess {
+  /** bytes of address space */
+  readonly size: number;
+  /** a copy of `length` bytes at `addr` */
+  read(addr: number, length: number): Uint8Array;
+  write(addr: number, bytes: Uint8Array): void;
+  fill(addr: number, length: number, byte: number): void;
+  readU32(addr: number): number;
+  writeU32(addr: number, value: number): void;
+  readF64(addr: number): number;
+  writeF64(addr: number, value: number): void;
+  /**
+   * A Float64Array over `count` doubles at `addr` (8-byte aligned), valid only during this step; its pages
+   * count as written (dirty, and charged to memory.current) when the view is made.
+   */
+  f64(addr: number, count: number): Float64Array;
+}
+
+export interface StepContext {
+  /** the process's pid in its container's pid namespace */
+  readonly pid: number;
+  readonly args: ProgramArgs;
+  readonly mem: MemoryAccess;
+  /** monotonic milliseconds (fractional), the host's clock */
+  now(): number;
+  /** a seeded pseudo-random number in [0, 1): the same seed replays the same run */
+  rand(): number;
+  /** a line for the container's log */
+  log(message: string): void;
+  /** the result of the system call the previous step returned; undefined after a plain yield */
+  readonly ret: SyscallResult | undefined;
+}
+
+export type Syscall =
+  /** give up the core; runnable again at once */
+  | { sys: 'yield' }
+  | { sys: 'exit'; code: number }
+  | { sys: 'sleep'; ms: number }
+  /** fork: a new process of `program` in the same container; ret.value is its pid, or errno EAGAIN at pids.max */
+  | { sys: 'spawn'; program: string; args?: ProgramArgs }
+  /** reserve `bytes` of address space; ret.value is the address (page aligned), or errno ENOMEM */
+  | { sys: 'alloc'; bytes: number }
+  /** give back a region from alloc: its pages are uncharged and read as zero again */
+  | { sys: 'free'; addr: number }
+  /** a disk request on the host's virtual disk; the process sleeps until it completes */
+  | { sys: 'io'; op: 'read' | 'write'; bytes: number };
+
+export type SyscallResult = { ok: true; value?: number } | { ok: false; errno: string };
+
+/** undefined: keep going (the core runs the next step while the quantum lasts) */
+export type StepResult = Syscall | undefined;
+
+export interface Program {
+  readonly name: string;
+  /** one line for `--help` and errors */
+  readonly description: string;
+  /** the initial registers; throws an Error with a one-line message for bad args */
+  init(args: ProgramArgs): Registers;
+  step(regs: Registers, ctx: StepContext): StepResult;
+}
+
+/**
+ * By convention a program keeps what it wants to report (pages written, work units, pauses seen) in
+ * `regs.metrics`; the host shows these with the process (`container ps --json`).
+ */
+export type Metrics = Record<string, number>;
+
+export const pageSize = 4096;
