@@ -10,7 +10,7 @@ import { connect, type NatsConnection, type Subscription } from '@nats-io/transp
 import {
   SlicelabError, clusterSubjects, decode, encode, errorMessage, listen, newCounters, request, validate,
   type BusCounters, type CgroupFiles, type ClusterSubjects, type ContainerInfo, type ContainerOp, type ContainerRun, type Heartbeat,
-  type HostEvent, type HostList, type HostRecord, type HostStatus, type ProcessInfo,
+  type HostEvent, type HostList, type HostRecord, type HostStatus, type ProcessInfo, type SchedulerTrace,
 } from '@slicelab/protocol';
 import { findRun, type RunFile } from '@slicelab/launcher';
 
@@ -165,6 +165,13 @@ export class ClusterClient {
 
   async setScheduler(host: string, policy: string, seed?: number): Promise<HostStatus> {
     return request(this.nc, this.subjects.schedulerSet(host), { policy, seed }, validate.hostStatus, this.timeoutMs).catch((error: unknown) => {
+      throw this.noSuchHost(host, error);
+    });
+  }
+
+  /** Starts ('start') or fetches and stops ('stop') a host's scheduler trace (what the fairness benchmark checks). */
+  async schedulerTrace(host: string, action: 'start' | 'stop'): Promise<SchedulerTrace> {
+    return request(this.nc, this.subjects.schedulerTrace(host), { action }, validate.schedulerTrace, 10_000).catch((error: unknown) => {
       throw this.noSuchHost(host, error);
     });
   }

@@ -30,8 +30,10 @@ export interface QuantumDone {
   gpid: number;
   regs: Registers;
   rand: number;
-  /** wall milliseconds the quantum really took on the core */
+  /** CPU milliseconds the core thread really spent on the quantum (what the process is charged) */
   usedMs: number;
+  /** wall milliseconds from start to end of the quantum */
+  wallMs: number;
   steps: number;
   outcome: Outcome;
   logs: string[];

@@ -4,6 +4,7 @@
  * faults, or the program throws; then it reports the registers, the time really used and why it stopped.
  * Processes are data: the core keeps nothing of a process between quanta but its container's memory.
  */
+import { readFileSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { getProgram, type StepContext, type SyscallResult } from '@slicelab/programs';
 import { GuestMemory, MemoryFault } from './memory.js';
@@ -12,6 +13,21 @@ import type { FromCore, Outcome, ToCore } from './core-protocol.js';
 const port = parentPort!;
 const memories = new Map<number, GuestMemory>();
 const clock = () => performance.timeOrigin + performance.now();
+
+/**
+ * This thread's CPU time in ms, from the kernel's schedstat (ns precision): what a quantum is charged.
+ * Wall time would charge a process for the time the real machine gave its core thread to someone else,
+ * which is noise when emulated cores outnumber real ones. Where schedstat is missing, wall time it is.
+ */
+const cpuClock: () => number = (() => {
+  try {
+    const read = () => Number(readFileSync('/proc/thread-self/schedstat', 'latin1').split(' ', 1)[0]) / 1e6;
+    if (Number.isFinite(read())) return read;
+  } catch {
+    // no schedstat on this kernel
+  }
+  return clock;
+})();
 
 /** xorshift32: a seeded generator whose whole state is one number in the process's record */
 function nextRandom(state: number): number {
@@ -51,6 +67,7 @@ function run(task: Extract<ToCore, { kind: 'run' }>): FromCore {
     },
   };
   const began = clock();
+  const cpuBegan = cpuClock();
   let steps = 0;
   let outcome: Outcome;
   try {
@@ -73,7 +90,7 @@ function run(task: Extract<ToCore, { kind: 'run' }>): FromCore {
       ? { sys: 'fault', kind: error.kind, page: error.page }
       : { sys: 'crash', message: error instanceof Error ? error.message : String(error) };
   }
-  return { kind: 'done', gpid: task.gpid, regs: task.regs, rand, usedMs: clock() - began, steps, outcome, logs };
+  return { kind: 'done', gpid: task.gpid, regs: task.regs, rand, usedMs: cpuClock() - cpuBegan, wallMs: clock() - began, steps, outcome, logs };
 }
 
 port.postMessage({ kind: 'ready' } satisfies FromCore);

@@ -76,7 +76,7 @@ export class Core {
     if (pending) {
       pending.resolve({
         kind: 'done', gpid: pending.task.gpid, regs: pending.task.regs, rand: pending.task.rand,
-        usedMs: 0, steps: 0, outcome: { sys: 'crash', message: reason }, logs: [],
+        usedMs: 0, wallMs: 0, steps: 0, outcome: { sys: 'crash', message: reason }, logs: [],
       });
     }
   }

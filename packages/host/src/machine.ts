@@ -22,7 +22,7 @@ import { UserNamespace } from './namespaces.js';
 import { Bandwidth } from './scheduler/bandwidth.js';
 import { CreditAccount, t2Sizes, type CreditMode } from './scheduler/credit.js';
 import { policyNames, type PolicyName } from './scheduler/policy.js';
-import { SchedGroup, Scheduler, type Runnable } from './scheduler/scheduler.js';
+import { SchedGroup, Scheduler, type Runnable, type TraceEvent } from './scheduler/scheduler.js';
 
 export interface MachineOptions {
   /** the host's name, reported with its containers */
@@ -213,6 +213,19 @@ export class Machine {
     this.scheduler.setPolicy(name as PolicyName, seed ?? this.options.seed);
     for (const container of this.containers.values()) this.applyCredit(container);
     this.options.log?.info({ policy: name }, 'scheduler changed');
+  }
+
+  /** Starts or stops the scheduler trace; stopping returns it with the containers' names by group id. */
+  trace(action: 'start' | 'stop'): { events: TraceEvent[]; groups: Record<string, { name: string; peakPeriodMs: number }> } {
+    if (action === 'start') {
+      this.scheduler.startTrace();
+      return { events: [], groups: {} };
+    }
+    const groups: Record<string, { name: string; peakPeriodMs: number }> = {};
+    for (const container of this.containers.values()) {
+      groups[container.id] = { name: container.name, peakPeriodMs: container.group.cpuMax?.stats.peakPeriodMs ?? 0 };
+    }
+    return { events: this.scheduler.stopTrace(), groups };
   }
 
   async close(): Promise<void> {

@@ -66,7 +66,8 @@ export class ArgReader {
     }
   }
 
-  private error(problem: string): SlicelabError {
+  /** A one-line EINVAL naming the program: for checks that the readers above do not cover. */
+  error(problem: string): SlicelabError {
     return new SlicelabError('EINVAL', oneLine(`${this.program}: ${problem}`));
   }
 }

@@ -4,6 +4,8 @@
  */
 import type { Program } from './program.js';
 import { cpuBurn } from './cpu-burn.js';
+import { crasher } from './crasher.js';
+import { forkExit } from './fork-exit.js';
 import { forkBomb } from './fork-bomb.js';
 import { heartbeat } from './heartbeat.js';
 import { ioStress } from './io-stress.js';
@@ -13,14 +15,16 @@ import { sleeper } from './sleeper.js';
 
 export * from './program.js';
 export { burnChunk, burnIterations, cpuBurn } from './cpu-burn.js';
+export { crasher } from './crasher.js';
 export { forkBomb } from './fork-bomb.js';
+export { forkExit } from './fork-exit.js';
 export { heartbeat } from './heartbeat.js';
 export { ioStress } from './io-stress.js';
 export { lu, luEliminate, luFillBudget, luFillRows, luReference, luResidual, luStepBudget } from './lu.js';
 export { memWriter, pagesPerStep } from './mem-writer.js';
 export { sleeper } from './sleeper.js';
 
-const all: readonly Program[] = [cpuBurn, memWriter, ioStress, forkBomb, sleeper, lu, heartbeat];
+const all: readonly Program[] = [cpuBurn, memWriter, ioStress, forkBomb, sleeper, lu, heartbeat, forkExit, crasher];
 
 export const programs: ReadonlyMap<string, Program> = new Map(all.map((program) => [program.name, program]));
 

@@ -182,6 +182,17 @@ export type CgroupFiles = Static<typeof CgroupFiles>;
 export const SchedulerSet = Type.Object({ policy: Type.String({ maxLength: 32 }), seed: Type.Optional(Type.Integer({ minimum: 0 })) });
 export type SchedulerSet = Static<typeof SchedulerSet>;
 
+export const TraceRequest = Type.Object({ action: Type.Union([Type.Literal('start'), Type.Literal('stop')]) });
+export type TraceRequest = Static<typeof TraceRequest>;
+/** [ms since start, group id, kind (0 charged, 1 runnable, 2 idle, 3 dispatched), value (ms used or core), virtual time] */
+export const SchedulerTrace = Type.Object({
+  events: Type.Array(Type.Tuple([
+    Type.Number(), Type.Integer(), Type.Union([Type.Literal(0), Type.Literal(1), Type.Literal(2), Type.Literal(3)]), Type.Number(), Type.Number(),
+  ])),
+  groups: Type.Record(Type.String(), Type.Object({ name: Name, peakPeriodMs: NonNegative })),
+});
+export type SchedulerTrace = Static<typeof SchedulerTrace>;
+
 export const HostEvent = Type.Object({
   kind: Type.Union([Type.Literal('joined'), Type.Literal('left'), Type.Literal('lost')]),
   host: Name,
@@ -231,5 +242,7 @@ export const validate = {
   cgroupSet: validator('CgroupSet', CgroupSet),
   cgroupFiles: validator('CgroupFiles', CgroupFiles),
   schedulerSet: validator('SchedulerSet', SchedulerSet),
+  traceRequest: validator('TraceRequest', TraceRequest),
+  schedulerTrace: validator('SchedulerTrace', SchedulerTrace),
   reply: validator('reply', Reply),
 };

@@ -11,6 +11,7 @@
  *   slicelab.<cluster>.host.<host>.cgroup.get  request CgroupGet → CgroupFiles
  *   slicelab.<cluster>.host.<host>.cgroup.set  request CgroupSet → CgroupFiles (the file as it now reads)
  *   slicelab.<cluster>.host.<host>.scheduler.set  request SchedulerSet → HostStatus
+ *   slicelab.<cluster>.host.<host>.scheduler.trace  request TraceRequest → SchedulerTrace (for benchmarks)
  *   slicelab.<cluster>.hosts.register          request HostInfo → Registered   (launcher answers)
  *   slicelab.<cluster>.hosts.list             request → HostList               (launcher answers)
  *   slicelab.<cluster>.hosts.discover          request, every host answers with HostStatus (no launcher needed)
@@ -33,6 +34,7 @@ export function clusterSubjects(cluster: string) {
     cgroupGet: (host: string) => `${base}.host.${host}.cgroup.get`,
     cgroupSet: (host: string) => `${base}.host.${host}.cgroup.set`,
     schedulerSet: (host: string) => `${base}.host.${host}.scheduler.set`,
+    schedulerTrace: (host: string) => `${base}.host.${host}.scheduler.trace`,
     anyHeartbeat: `${base}.host.*.heartbeat`,
     register: `${base}.hosts.register`,
     list: `${base}.hosts.list`,

@@ -46,6 +46,14 @@ export class SchedGroup implements Schedulable {
   }
 }
 
+/**
+ * A record of what the scheduler did, for benchmarks that check fairness bounds exactly:
+ * [ms since the trace began, group id, kind, value, the group's virtual time after the event];
+ * kind 0 = a quantum charged (value: ms used), 1 = the group became runnable, 2 = it went idle (no
+ * process runnable or running), 3 = a quantum dispatched (value: the core).
+ */
+export type TraceEvent = [number, number, 0 | 1 | 2 | 3, number, number];
+
 export interface SchedulerHooks {
   task(process: Runnable, quantumMs: number): Extract<ToCore, { kind: 'run' }>;
   done(process: Runnable, report: QuantumDone): void;
@@ -68,6 +76,7 @@ export class Scheduler {
   /** main-thread milliseconds spent scheduling (the dispatch cost) */
   busyMs = 0;
   dispatches = 0;
+  private trace?: { began: number; events: TraceEvent[] };
   private readonly now: () => number;
   private wakeTimer?: NodeJS.Timeout;
   private wakeAt = Infinity;
@@ -94,10 +103,34 @@ export class Scheduler {
     this.groups.delete(group);
   }
 
+  /** Starts recording a trace (at most `limit` events), dropping any earlier one. */
+  startTrace(limit = 200_000): void {
+    this.trace = { began: this.now(), events: [] };
+    this.traceLimit = limit;
+    for (const group of this.groups) if (group.active) this.record(group, 1, 0);
+  }
+
+  /** Stops recording and returns what was recorded. */
+  stopTrace(): TraceEvent[] {
+    const events = this.trace?.events ?? [];
+    this.trace = undefined;
+    return events;
+  }
+
+  private traceLimit = 0;
+
+  private record(group: SchedGroup, kind: TraceEvent[2], value: number): void {
+    if (!this.trace || this.trace.events.length >= this.traceLimit) return;
+    this.trace.events.push([this.now() - this.trace.began, group.id, kind, value, group.vtime]);
+  }
+
   enqueue(process: Runnable): void {
     const group = process.group;
     process.runnableSince = this.now();
-    if (!group.active) this.policy.wake(group, [...this.groups].filter((g) => g.active));
+    if (!group.active) {
+      this.policy.wake(group, [...this.groups].filter((g) => g.active));
+      this.record(group, 1, 0);
+    }
     group.queue.push(process);
     this.kick();
   }
@@ -163,9 +196,12 @@ export class Scheduler {
     const limiter = this.limiter(group, now);
     const quantum = Math.max(minQuantumMs, Math.min(this.quantumMs, limiter ? limiter.available(now) : Infinity));
     limiter?.reserve(quantum);
+    // charge the quantum now and correct it when it ends, so the next core's pick sees this one running
+    this.policy.charge(group, quantum);
     group.running++;
     group.waitedMs += now - process.runnableSince;
     this.dispatches++;
+    this.record(group, 3, core.index);
     void core.run(this.hooks.task(process, quantum)).then((report) => {
       const began = performance.now();
       const used = Math.max(0, report.usedMs);
@@ -173,9 +209,11 @@ export class Scheduler {
       group.usageMs += used;
       limiter?.settle(quantum, used);
       group.credit?.spend(used, this.now());
-      this.policy.charge(group, used);
+      this.policy.charge(group, used - quantum);
+      this.record(group, 0, used);
       this.busyMs += performance.now() - began;
       this.hooks.done(process, report);
+      if (!group.active) this.record(group, 2, 0);
       this.kick();
     });
   }
