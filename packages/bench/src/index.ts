@@ -4,3 +4,5 @@ export * from './round-trips.js';
 export * from './startup.js';
 export * from './cluster.js';
 export * from './fairness.js';
+export * from './isolation.js';
+export * from './overhead.js';

@@ -64,7 +64,7 @@ export class Container {
   readonly net = new NetNamespace();
   readonly hostname: string;
   readonly pressure = { cpu: new Pressure(Date.now()), memory: new Pressure(Date.now()), io: new Pressure(Date.now()) };
-  readonly events = { low: 0, high: 0, oom: 0, oomKill: 0, pidsMax: 0 };
+  readonly events = { low: 0, high: 0, oom: 0, oomKill: 0 };
   pidsPeak = 0;
   /** the last lines programs logged */
   readonly logs: string[] = [];

@@ -78,7 +78,10 @@ function run(task: Extract<ToCore, { kind: 'run' }>): FromCore {
       memory.endStep();
       ret = undefined;
       steps++;
-      if (result !== undefined) {
+      if (result?.sys === 'spawn' && !memory.forkAllowed()) {
+        // refused here at pids.max: the process goes on with EAGAIN, no round trip to the host
+        ret = { ok: false, errno: 'EAGAIN' };
+      } else if (result !== undefined) {
         outcome = result;
         break;
       }

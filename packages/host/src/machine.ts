@@ -262,13 +262,10 @@ export class Machine {
     return container;
   }
 
+  /** pids.max, checked again on the host: cores racing each other may both have seen room for one. */
   private checkPids(container: Container): boolean {
-    const max = container.limits.pidsMax;
-    if (max !== null && container.live().length >= max) {
-      container.events.pidsMax++;
-      return false;
-    }
-    return true;
+    container.memory.setPidsCurrent(container.live().length);
+    return container.memory.forkAllowed();
   }
 
   private startProcess(container: Container, program: string, args: ProgramArgs, ppid: number, regs: Record<string, unknown>): Process {
@@ -280,6 +277,7 @@ export class Machine {
     container.processes.set(process.pid, process);
     this.processes.set(process.gpid, process);
     container.pidsPeak = Math.max(container.pidsPeak, container.live().length);
+    container.memory.setPidsCurrent(container.live().length);
     this.scheduler.enqueue(process);
     return process;
   }
@@ -292,11 +290,12 @@ export class Machine {
     };
   }
 
-  private quantumDone(process: Process, report: QuantumDone): void {
+  /** Carries out what a quantum ended with; returns the main-thread ms it took (charged as system time). */
+  private quantumDone(process: Process, report: QuantumDone): number {
     const container = process.container;
     process.cpuMs += report.usedMs;
     for (const line of report.logs) container.log(`[${process.pid}] ${line}`);
-    if (process.state === 'exited') return; // killed while it was on a core
+    if (process.state === 'exited') return 0; // killed while it was on a core
     process.regs = report.regs;
     process.rand = report.rand;
     // a step that faulted before it ran keeps the result it has not seen yet
@@ -304,7 +303,9 @@ export class Machine {
     this.throttleHigh(container);
     const began = performance.now();
     this.syscall(process, report);
-    container.group.systemMs += performance.now() - began;
+    const systemMs = performance.now() - began;
+    container.group.systemMs += systemMs;
+    return systemMs;
   }
 
   private syscall(process: Process, report: QuantumDone): void {
@@ -417,6 +418,7 @@ export class Machine {
     }
     this.processes.delete(process.gpid);
     container.reap(process);
+    container.memory.setPidsCurrent(container.live().length);
     if (process.pid === 1) {
       // init is gone: the kernel kills every process of the namespace
       for (const other of container.live()) this.exit(other, exitCodes.sigkill);
@@ -445,6 +447,7 @@ export class Machine {
     group.cpus = limits.cpus ? new Set(limits.cpus) : null;
     group.frozen = limits.frozen;
     container.memory.setMax(limits.memoryMax);
+    container.memory.setPidsMax(limits.pidsMax);
     container.io.weight = limits.ioWeight;
     container.io.limits = { ...limits.ioMax };
     this.applyCredit(container);
@@ -509,7 +512,7 @@ export class Machine {
         current: container.memory.currentBytes, peak: container.memory.peakBytes,
         events: { low: container.events.low, high: container.events.high, max: container.memory.maxEvents, oom: container.events.oom, oomKill: container.events.oomKill },
       },
-      pids: { current: live.length, peak: container.pidsPeak, eventsMax: container.events.pidsMax },
+      pids: { current: live.length, peak: container.pidsPeak, eventsMax: container.memory.pidsEvents },
       io: { rbytes: container.io.stat.rbytes, wbytes: container.io.stat.wbytes, rios: container.io.stat.rios, wios: container.io.stat.wios },
       pressure: { cpu: container.pressure.cpu.snapshot(), memory: container.pressure.memory.snapshot(), io: container.pressure.io.snapshot() },
       procs: live.map((p) => p.gpid),

@@ -9,7 +9,11 @@
  */
 import { pageSize, type MemoryAccess } from '@slicelab/programs';
 
-/** Control words shared with the cores. */
+/**
+ * Control words shared with the cores. The container's pids counters ride in the same block, so a core
+ * can refuse a fork at pids.max without a round trip to the host's main thread: a fork bomb spinning on
+ * EAGAIN then costs its own CPU time, not the host's.
+ */
 const enum Ctl {
   Current = 0,
   /** memory.max in pages; -1 = max */
@@ -17,7 +21,12 @@ const enum Ctl {
   Peak = 2,
   /** memory.events max: charges refused at the limit */
   EventsMax = 3,
-  Words = 4,
+  PidsCurrent = 4,
+  /** pids.max; -1 = max */
+  PidsMax = 5,
+  /** pids.events max: forks refused at the limit */
+  PidsEvents = 6,
+  Words = 7,
 }
 
 export interface MemoryShared {
@@ -71,7 +80,29 @@ export class GuestMemory implements MemoryAccess {
     });
     new Int32Array(memory.shared.present).fill(-1);
     memory.control[Ctl.Max] = -1;
+    memory.control[Ctl.PidsMax] = -1;
     return memory;
+  }
+
+  /** pids.max (null = max); the host keeps pids.current here as processes come and go. */
+  setPidsMax(max: number | null): void {
+    Atomics.store(this.control, Ctl.PidsMax, max === null ? -1 : Math.min(max, 0x7fffffff));
+  }
+
+  setPidsCurrent(current: number): void {
+    Atomics.store(this.control, Ctl.PidsCurrent, current);
+  }
+
+  /** Counts a fork refused at pids.max and says whether there is room for one more process. */
+  forkAllowed(): boolean {
+    const max = Atomics.load(this.control, Ctl.PidsMax);
+    if (max < 0 || Atomics.load(this.control, Ctl.PidsCurrent) < max) return true;
+    Atomics.add(this.control, Ctl.PidsEvents, 1);
+    return false;
+  }
+
+  get pidsEvents(): number {
+    return Atomics.load(this.control, Ctl.PidsEvents);
   }
 
   get currentBytes(): number {

@@ -56,7 +56,8 @@ export type TraceEvent = [number, number, 0 | 1 | 2 | 3, number, number];
 
 export interface SchedulerHooks {
   task(process: Runnable, quantumMs: number): Extract<ToCore, { kind: 'run' }>;
-  done(process: Runnable, report: QuantumDone): void;
+  /** carries out how the quantum ended; returns the main-thread ms that took, charged to the group */
+  done(process: Runnable, report: QuantumDone): number;
 }
 
 export interface SchedulerOptions {
@@ -202,17 +203,21 @@ export class Scheduler {
     group.waitedMs += now - process.runnableSince;
     this.dispatches++;
     this.record(group, 3, core.index);
+    const dispatchedAt = performance.now();
     void core.run(this.hooks.task(process, quantum)).then((report) => {
       const began = performance.now();
       const used = Math.max(0, report.usedMs);
+      // the core was held longer than the quantum ran: messages there and back. A group whose quanta
+      // end in system calls at once holds cores mostly that way, so it pays for it.
+      const held = Math.max(0, began - dispatchedAt - report.wallMs);
       group.running--;
       group.usageMs += used;
       limiter?.settle(quantum, used);
       group.credit?.spend(used, this.now());
-      this.policy.charge(group, used - quantum);
-      this.record(group, 0, used);
       this.busyMs += performance.now() - began;
-      this.hooks.done(process, report);
+      const systemMs = this.hooks.done(process, report);
+      this.policy.charge(group, used + held + systemMs - quantum);
+      this.record(group, 0, used);
       if (!group.active) this.record(group, 2, 0);
       this.kick();
     });
