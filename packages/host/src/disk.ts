@@ -92,6 +92,8 @@ export class Disk {
   private timer?: NodeJS.Timeout;
   private timerAt = Infinity;
   private closed = false;
+  /** the start tag of the request dispatched last: the device's virtual time */
+  private virtualNow = 0;
 
   constructor(readonly spec: DiskSpec, private readonly now: () => number) {}
 
@@ -105,12 +107,9 @@ export class Disk {
   }
 
   submit(group: IoGroup, op: 'read' | 'write', bytes: number, done: () => void): void {
-    if (group.queue.length === 0) {
-      // the WFQ wake rule, as for CPU: an idle group starts at the smallest active virtual time
-      let min = Infinity;
-      for (const other of this.groups) if (other.queue.length > 0) min = Math.min(min, other.vtime);
-      if (min !== Infinity) group.vtime = Math.max(group.vtime, min);
-    }
+    // the start-time fair queueing wake rule: a group with nothing queued starts no earlier than the
+    // device's virtual time, so idling earns no credit (a request of its own in flight keeps its place)
+    if (group.queue.length === 0) group.vtime = Math.max(group.vtime, this.virtualNow);
     group.queue.push({ op, bytes, queuedAt: this.now(), done });
     this.pump();
   }
@@ -139,6 +138,7 @@ export class Disk {
       if (!best) break;
       const request = best.queue.shift()!;
       best.take(request, now);
+      this.virtualNow = best.vtime;
       const serviceMs = Math.max(request.bytes / this.spec.bandwidth, 1 / this.spec.iops) * 1000;
       best.vtime += serviceMs / best.weight;
       best.stat.waitedMs += now - request.queuedAt;

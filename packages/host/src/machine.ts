@@ -129,7 +129,7 @@ export class Machine {
   exec(name: string, programName: string, args: ProgramArgs): ProcessInfo {
     const container = this.running(name);
     const program = this.program(programName);
-    this.checkPids(container);
+    if (!this.checkPids(container)) throw new SlicelabError('EAGAIN', `container "${name}" is at pids.max (${container.limits.pidsMax})`);
     const process = this.startProcess(container, program.name, args, 1, this.init(program.name, args));
     return this.processInfo(process);
   }
@@ -295,7 +295,13 @@ export class Machine {
     const container = process.container;
     process.cpuMs += report.usedMs;
     for (const line of report.logs) container.log(`[${process.pid}] ${line}`);
-    if (process.state === 'exited') return 0; // killed while it was on a core
+    if (process.state === 'exited') {
+      // killed while it was on a core: only now has the core stopped writing its memory
+      this.releaseRegions(process);
+      return 0;
+    }
+    // off the core: from here on, killing it releases its memory at once
+    process.state = 'runnable';
     process.regs = report.regs;
     process.rand = report.rand;
     // a step that faulted before it ran keeps the result it has not seen yet
@@ -409,13 +415,11 @@ export class Machine {
     const container = process.container;
     clearTimeout(process.wake);
     this.scheduler.dequeue(process);
+    const onCore = process.state === 'running';
     process.state = 'exited';
     process.exitCode = code;
-    for (const region of [...container.regions.values()]) {
-      if (region.owner !== process.gpid) continue;
-      container.memory.release(region.addr, region.bytes);
-      container.regions.delete(region.addr);
-    }
+    // a process still on a core keeps writing until its quantum ends: its memory goes back then
+    if (!onCore) this.releaseRegions(process);
     this.processes.delete(process.gpid);
     container.reap(process);
     container.memory.setPidsCurrent(container.live().length);
@@ -424,6 +428,15 @@ export class Machine {
       for (const other of container.live()) this.exit(other, exitCodes.sigkill);
       container.state = 'exited';
       container.exitCode = code;
+    }
+  }
+
+  private releaseRegions(process: Process): void {
+    const container = process.container;
+    for (const region of [...container.regions.values()]) {
+      if (region.owner !== process.gpid) continue;
+      container.memory.release(region.addr, region.bytes);
+      container.regions.delete(region.addr);
     }
   }
 

@@ -30,8 +30,18 @@ export class UserNamespace {
         if (fields.length !== 3 || fields.some((n) => !Number.isInteger(n) || n < 0) || fields[2] === 0) {
           throw new SlicelabError('EINVAL', `uid_map: "${line.trim()}" is not "inside outside length"`);
         }
+        if (fields.some((n) => n > 0xffffffff) || fields[0]! + fields[2]! > 0x1_0000_0000 || fields[1]! + fields[2]! > 0x1_0000_0000) {
+          throw new SlicelabError('EINVAL', `uid_map: "${line.trim()}" goes past uid 4294967295`);
+        }
         return { inside: fields[0]!, outside: fields[1]!, length: fields[2]! };
       });
+    // like the kernel, no two ranges may overlap, inside or outside
+    for (const [i, a] of mappings.entries()) {
+      for (const b of mappings.slice(i + 1)) {
+        const meet = (x: number, y: number) => x < y + b.length && y < x + a.length;
+        if (meet(a.inside, b.inside) || meet(a.outside, b.outside)) throw new SlicelabError('EINVAL', 'uid_map: ranges overlap');
+      }
+    }
     return new UserNamespace(mappings);
   }
 

@@ -55,30 +55,29 @@ export class Bandwidth {
     this.usedInPeriod += usedMs - reservedMs;
   }
 
-  /** The group has work but no runtime: counted once per period, like nr_throttled. */
+  /** The group has work but no runtime. Counted when the period ends, as the kernel's period timer does. */
   throttle(now: number): void {
-    if (this.throttledSince !== undefined) return;
-    this.throttledSince = now;
-    this.stats.nrThrottled++;
+    this.throttledSince ??= now;
   }
 
   private refresh(now: number): void {
-    while (now >= this.periodStart + this.periodMs) {
-      const boundary = this.periodStart + this.periodMs;
-      if (this.usedInPeriod > 0 || this.throttledSince !== undefined) this.stats.nrPeriods++;
-      if (this.usedInPeriod > this.quotaMs) {
-        this.stats.nrBursts++;
-        this.stats.burstMs += this.usedInPeriod - this.quotaMs;
-      }
-      this.stats.peakPeriodMs = Math.max(this.stats.peakPeriodMs, this.usedInPeriod);
-      if (this.throttledSince !== undefined) {
-        this.stats.throttledMs += boundary - this.throttledSince;
-        this.throttledSince = undefined;
-      }
-      this.runtime = Math.min(this.runtime + this.quotaMs, this.quotaMs + this.burstMs);
-      this.usedInPeriod = 0;
-      // an idle stretch of many periods: jump ahead instead of looping through each
-      this.periodStart = now - boundary > 10 * this.periodMs ? now - ((now - boundary) % this.periodMs) : boundary;
+    const periods = Math.floor((now - this.periodStart) / this.periodMs);
+    if (periods < 1) return;
+    // the period that just ended; any later ones passed idle (nothing used, nothing throttled)
+    const boundary = this.periodStart + this.periodMs;
+    if (this.usedInPeriod > 0 || this.throttledSince !== undefined) this.stats.nrPeriods++;
+    if (this.usedInPeriod > this.quotaMs) {
+      this.stats.nrBursts++;
+      this.stats.burstMs += this.usedInPeriod - this.quotaMs;
     }
+    this.stats.peakPeriodMs = Math.max(this.stats.peakPeriodMs, this.usedInPeriod);
+    if (this.throttledSince !== undefined) {
+      this.stats.nrThrottled++;
+      this.stats.throttledMs += boundary - this.throttledSince;
+      this.throttledSince = undefined;
+    }
+    this.runtime = Math.min(this.runtime + periods * this.quotaMs, this.quotaMs + this.burstMs);
+    this.usedInPeriod = 0;
+    this.periodStart += periods * this.periodMs;
   }
 }

@@ -2,9 +2,13 @@
  * How a host shares its cores among containers. Three policies behind one interface (a compliance suite
  * in the tests runs the shared rules against each):
  *
- *   wfq      weighted fair queueing: run the group with the smallest virtual time s_i, then
- *            s_i += used / w_i; a group that becomes runnable starts at max(s_i, s_min), s_min never
- *            decreasing, so sleeping earns no credit and newcomers cannot starve others.
+ *   wfq      weighted fair queueing: each group has a virtual time s_i, s_i += used / w_i; a group that
+ *            becomes runnable starts at max(s_i, s_min), s_min never decreasing, so sleeping earns no
+ *            credit and newcomers cannot starve others. The pick is WF²Q's (Bennett & Zhang), as in
+ *            Linux's EEVDF: among groups that are owed service (s_i no later than the weighted mean
+ *            virtual time V), the one whose quantum would finish first (smallest s_i + q / w_i). Plain
+ *            smallest-s_i can let a group run a whole quantum ahead of its share; this keeps every lag
+ *            |W_i − T·w_i/W| under one quantum.
  *   lottery  a seeded draw per quantum, tickets = weight (Waldspurger): shares hold in expectation.
  *   credit   AWS T2: wfq among groups that may run, where a group out of credits (standard mode) is held
  *            to its baseline by a bandwidth limiter (see credit.ts).
@@ -34,13 +38,29 @@ export class Wfq implements Policy {
   readonly name: PolicyName = 'wfq';
   private sMin = 0;
 
+  constructor(private readonly quantumMs = 10) {}
+
   pick(candidates: readonly Schedulable[]): Schedulable {
-    let best = candidates[0]!;
+    let weights = 0;
+    let weighted = 0;
     for (const group of candidates) {
-      if (group.vtime < best.vtime || (group.vtime === best.vtime && group.id < best.id)) best = group;
+      weights += group.weight;
+      weighted += group.weight * group.vtime;
     }
-    this.sMin = Math.max(this.sMin, best.vtime);
-    return best;
+    const mean = weighted / weights;
+    let best: Schedulable | undefined;
+    let bestFinish = Infinity;
+    for (const group of candidates) {
+      if (group.vtime > mean + 1e-9) continue;
+      const finish = group.vtime + this.quantumMs / group.weight;
+      if (finish < bestFinish || (finish === bestFinish && group.id < best!.id)) {
+        best = group;
+        bestFinish = finish;
+      }
+    }
+    // the group with the smallest s_i is always at or below the mean, so one is always eligible
+    this.sMin = Math.max(this.sMin, Math.min(...candidates.map((g) => g.vtime)));
+    return best!;
   }
 
   charge(group: Schedulable, usedMs: number): void {
@@ -91,13 +111,13 @@ export class Credit extends Wfq {
   override readonly name: PolicyName = 'credit';
 }
 
-export function createPolicy(name: PolicyName, seed = 1): Policy {
+export function createPolicy(name: PolicyName, seed = 1, quantumMs = 10): Policy {
   switch (name) {
     case 'wfq':
-      return new Wfq();
+      return new Wfq(quantumMs);
     case 'lottery':
       return new Lottery(seed);
     case 'credit':
-      return new Credit();
+      return new Credit(quantumMs);
   }
 }

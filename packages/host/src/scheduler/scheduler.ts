@@ -38,6 +38,11 @@ export class SchedGroup implements Schedulable {
   credit: CreditAccount | null = null;
   /** the baseline limiter of a credit group, applied while it is out of credits */
   baseline: Bandwidth | null = null;
+  /**
+   * Nothing runnable or running since its last quantum ended. Set only after the quantum's system call
+   * was carried out, so a process that goes straight back to its run queue does not count as waking.
+   */
+  idle = true;
 
   constructor(readonly id: number, public weight: number) {}
 
@@ -85,12 +90,12 @@ export class Scheduler {
 
   constructor(readonly cores: readonly Core[], options: SchedulerOptions, private readonly hooks: SchedulerHooks) {
     this.quantumMs = options.quantumMs;
-    this.policy = createPolicy(options.policy, options.seed);
+    this.policy = createPolicy(options.policy, options.seed, options.quantumMs);
     this.now = options.now ?? (() => performance.timeOrigin + performance.now());
   }
 
   setPolicy(name: PolicyName, seed?: number): void {
-    this.policy = createPolicy(name, seed);
+    this.policy = createPolicy(name, seed, this.quantumMs);
     // virtual times of one policy mean nothing to the next: everyone starts level
     for (const group of this.groups) group.vtime = 0;
     this.kick();
@@ -128,7 +133,8 @@ export class Scheduler {
   enqueue(process: Runnable): void {
     const group = process.group;
     process.runnableSince = this.now();
-    if (!group.active) {
+    if (group.idle) {
+      group.idle = false;
       this.policy.wake(group, [...this.groups].filter((g) => g.active));
       this.record(group, 1, 0);
     }
@@ -203,22 +209,21 @@ export class Scheduler {
     group.waitedMs += now - process.runnableSince;
     this.dispatches++;
     this.record(group, 3, core.index);
-    const dispatchedAt = performance.now();
     void core.run(this.hooks.task(process, quantum)).then((report) => {
       const began = performance.now();
       const used = Math.max(0, report.usedMs);
-      // the core was held longer than the quantum ran: messages there and back. A group whose quanta
-      // end in system calls at once holds cores mostly that way, so it pays for it.
-      const held = Math.max(0, began - dispatchedAt - report.wallMs);
       group.running--;
       group.usageMs += used;
       limiter?.settle(quantum, used);
       group.credit?.spend(used, this.now());
       this.busyMs += performance.now() - began;
       const systemMs = this.hooks.done(process, report);
-      this.policy.charge(group, used + held + systemMs - quantum);
+      this.policy.charge(group, used + systemMs - quantum);
       this.record(group, 0, used);
-      if (!group.active) this.record(group, 2, 0);
+      if (!group.active) {
+        group.idle = true;
+        this.record(group, 2, 0);
+      }
       this.kick();
     });
   }
