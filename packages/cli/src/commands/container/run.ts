@@ -1,5 +1,6 @@
 import { Flags } from '@oclif/core';
 import { ClusterClient } from '@slicelab/client';
+import { programNames } from '@slicelab/programs';
 import { BaseCommand } from '../../base.js';
 import { clusterFlag } from '../../config-file.js';
 import { argFlag, cgroupWrites, limitFlags, programArgs } from '../../container-flags.js';
@@ -14,7 +15,7 @@ export default class ContainerRun extends BaseCommand {
     cluster: clusterFlag,
     host: Flags.string({ required: true, description: 'host to run on' }),
     name: Flags.string({ required: true, description: 'container name, unique in the cluster' }),
-    program: Flags.string({ required: true, description: 'program: cpu-burn, mem-writer, io-stress, fork-bomb, sleeper, lu, heartbeat' }),
+    program: Flags.string({ required: true, description: `program: ${programNames().join(', ')}` }),
     hostname: Flags.string({ description: 'hostname inside (uts namespace); default: the container name' }),
     arg: argFlag,
     ...limitFlags,
