@@ -8,7 +8,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { GuestMemory } from '@slicelab/host';
 import { getProgram, pageSize, type StepContext, type SyscallResult } from '@slicelab/programs';
 
-const { program: name, args, durationMs } = workerData as { program: string; args: Record<string, string>; durationMs: number };
+const { program: name, args, durationMs, warmupMs } = workerData as { program: string; args: Record<string, string>; durationMs: number; warmupMs: number };
 const program = getProgram(name)!;
 const memory = GuestMemory.create(256 * 1024 * 1024);
 const cpu = () => Number(readFileSync('/proc/thread-self/schedstat', 'latin1').split(' ', 1)[0]) / 1e6;
@@ -22,9 +22,17 @@ const ctx: StepContext = {
   },
 };
 const regs = program.init(args);
+const metrics = () => ({ ...(regs['metrics'] as Record<string, number>) });
+// the same warm-up (JIT, first touch of the memory) a container gets before its window opens
+const warmup = clock();
+while (clock() - warmup < warmupMs) step();
+const before = metrics();
 const cpuBegan = cpu();
 const began = clock();
-while (clock() - began < durationMs) {
+while (clock() - began < durationMs) step();
+parentPort!.postMessage({ before, after: metrics(), wallMs: clock() - began, cpuMs: cpu() - cpuBegan });
+
+function step(): void {
   const result = program.step(regs, ctx);
   memory.endStep();
   ret = undefined;
@@ -35,4 +43,3 @@ while (clock() - began < durationMs) {
     throw new Error(`the plain baseline runs compute programs only, not ${result.sys}`);
   }
 }
-parentPort!.postMessage({ metrics: regs['metrics'], wallMs: clock() - began, cpuMs: cpu() - cpuBegan });

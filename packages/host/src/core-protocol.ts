@@ -30,7 +30,7 @@ export interface QuantumDone {
   gpid: number;
   regs: Registers;
   rand: number;
-  /** CPU milliseconds the core thread really spent on the quantum (what the process is charged) */
+  /** milliseconds the quantum really ran on a real CPU: wall time less the time its thread waited for one */
   usedMs: number;
   /** wall milliseconds from start to end of the quantum */
   wallMs: number;

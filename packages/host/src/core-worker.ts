@@ -15,18 +15,21 @@ const memories = new Map<number, GuestMemory>();
 const clock = () => performance.timeOrigin + performance.now();
 
 /**
- * This thread's CPU time in ms, from the kernel's schedstat (ns precision): what a quantum is charged.
- * Wall time would charge a process for the time the real machine gave its core thread to someone else,
- * which is noise when emulated cores outnumber real ones. Where schedstat is missing, wall time it is.
+ * How long this thread has waited, runnable, for a real CPU (ms): schedstat's run_delay. A quantum is
+ * charged its wall time less the waiting that happened during it, so time the real machine gave the
+ * core's thread to someone else is not charged, which matters when emulated cores outnumber real ones.
+ * (schedstat's run time field would undercount: the kernel brings it up to date only at ticks and
+ * context switches, so read at the end of a quantum it misses up to a tick; run_delay is settled each
+ * time the thread gets a CPU back, so it is exact while the thread runs.) Without schedstat: zero.
  */
-const cpuClock: () => number = (() => {
+const waitedMs: () => number = (() => {
   try {
-    const read = () => Number(readFileSync('/proc/thread-self/schedstat', 'latin1').split(' ', 1)[0]) / 1e6;
+    const read = () => Number(readFileSync('/proc/thread-self/schedstat', 'latin1').split(' ', 2)[1]) / 1e6;
     if (Number.isFinite(read())) return read;
   } catch {
     // no schedstat on this kernel
   }
-  return clock;
+  return () => 0;
 })();
 
 /** xorshift32: a seeded generator whose whole state is one number in the process's record */
@@ -67,7 +70,7 @@ function run(task: Extract<ToCore, { kind: 'run' }>): FromCore {
     },
   };
   const began = clock();
-  const cpuBegan = cpuClock();
+  const waitedBefore = waitedMs();
   let steps = 0;
   let outcome: Outcome;
   try {
@@ -93,7 +96,7 @@ function run(task: Extract<ToCore, { kind: 'run' }>): FromCore {
       ? { sys: 'fault', kind: error.kind, page: error.page }
       : { sys: 'crash', message: error instanceof Error ? error.message : String(error) };
   }
-  return { kind: 'done', gpid: task.gpid, regs: task.regs, rand, usedMs: cpuClock() - cpuBegan, wallMs: clock() - began, steps, outcome, logs };
+  return { kind: 'done', gpid: task.gpid, regs: task.regs, rand, usedMs: Math.max(0, clock() - began - (waitedMs() - waitedBefore)), wallMs: clock() - began, steps, outcome, logs };
 }
 
 port.postMessage({ kind: 'ready' } satisfies FromCore);

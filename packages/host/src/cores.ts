@@ -2,6 +2,8 @@
  * The host's cores: one worker thread per emulated core. A core is either idle or running one process
  * for one quantum; `run` resolves when the core reports back. A core whose worker dies (it should not:
  * programs that throw are caught inside) is replaced, and the process it ran is reported as crashed.
+ * The thread starts with the first container the core is given: a host with nothing to run keeps
+ * no isolates (about 10 MB resident each, measured by `bench startup`).
  */
 import { Worker } from 'node:worker_threads';
 import type { FromCore, QuantumDone, ToCore } from './core-protocol.js';
@@ -13,14 +15,12 @@ export const coreEntry = new URL('./core.bundle.mjs', import.meta.url);
 type RunTask = Extract<ToCore, { kind: 'run' }>;
 
 export class Core {
-  private worker!: Worker;
+  private worker?: Worker;
   private pending?: { task: RunTask; resolve: (done: QuantumDone) => void };
   private readonly attached = new Map<number, MemoryShared>();
   private closed = false;
 
-  constructor(readonly index: number) {
-    this.spawn();
-  }
+  constructor(readonly index: number) {}
 
   get busy(): boolean {
     return this.pending !== undefined;
@@ -46,11 +46,12 @@ export class Core {
 
   async close(): Promise<void> {
     this.closed = true;
-    await this.worker.terminate();
+    await this.worker?.terminate();
   }
 
   private post(message: ToCore): void {
-    this.worker.postMessage(message);
+    if (!this.worker) this.spawn();
+    this.worker!.postMessage(message);
   }
 
   private spawn(): void {
@@ -66,7 +67,7 @@ export class Core {
   }
 
   private replace(reason: string): void {
-    if (this.closed) return;
+    if (this.closed || !this.worker) return;
     this.worker.removeAllListeners();
     void this.worker.terminate();
     const pending = this.pending;

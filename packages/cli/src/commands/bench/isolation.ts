@@ -18,7 +18,7 @@ export default class BenchIsolation extends BaseCommand {
     this.progressDone();
     const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
     this.say(table(['neighbour stress', 'victim units/s', 'units/CPU s', 'victim CPU (cores)', 'victim slowdown', 'aim ≤ 5%'], [
-      ['none (alone)', result.alone.unitsPerSecond.toFixed(1), result.alone.unitsPerCpuSecond.toFixed(1), result.alone.cpuShare.toFixed(2), '', ''],
+      ...result.aloneRuns.map((run, i) => [i === 0 ? 'none (alone, first)' : 'none (alone, last)', run.unitsPerSecond.toFixed(1), run.unitsPerCpuSecond.toFixed(1), run.cpuShare.toFixed(2), run === result.alone ? 'baseline' : '', '']),
       ...result.rows.map((r) => [
         r.stress, r.unitsPerSecond.toFixed(1), r.unitsPerCpuSecond.toFixed(1), r.cpuShare.toFixed(2), pct(r.slowdown), r.slowdown <= 0.05 ? 'met' : 'MISSED',
       ]),
