@@ -93,6 +93,8 @@ async function shareRun(o: FairnessOptions, client: Client): Promise<FairnessRes
   }
   await client.runContainer('h1', { name: 'sleeper', program: 'sleeper', args: { run: '20ms', sleep: '80ms' } });
   await client.runContainer('h1', { name: 'capped', program: 'cpu-burn', args: { procs }, cgroup: { 'cpu.max': `${capQuotaMs * 1000} ${capPeriodMs * 1000}` } });
+  // the window opens once all of them run (they were started one after another)
+  await sleep(1000);
   await client.schedulerTrace('h1', 'start');
   const began = Date.now();
   let arrived = false;
