@@ -54,5 +54,6 @@ function oneLine(error: unknown): string {
   const flag = /^Parsing (--\S+)/.exec(lines[0] ?? '');
   if (flag) return `${flag[1]}: ${lines.slice(1).join('; ')}`;
   if (/^The following errors? occurred/.test(lines[0] ?? '')) return lines.slice(1).join('; ');
-  return lines.join('; ');
+  // "Missing 1 required arg:" introduces what follows it
+  return lines.reduce((text, line) => (text === '' ? line : `${text}${text.endsWith(':') ? ' ' : '; '}${line}`), '').replace(/\s+/g, ' ');
 }

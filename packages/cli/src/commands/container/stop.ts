@@ -1,22 +1,3 @@
-import { Args } from '@oclif/core';
-import { ClusterClient } from '@slicelab/client';
-import { BaseCommand } from '../../base.js';
-import { clusterFlag } from '../../config-file.js';
+import { lifecycleCommand } from '../../lifecycle-command.js';
 
-export default class ContainerStop extends BaseCommand {
-  static override description = 'Stop a container: its processes end, the container stays until rm';
-  static override args = { name: Args.string({ required: true, description: 'container' }) };
-  static override flags = { cluster: clusterFlag };
-
-  async run() {
-    const { args, flags } = await this.parse(ContainerStop);
-    const client = await ClusterClient.connect({ cluster: flags.cluster });
-    try {
-      const info = await client.stopContainer(args.name);
-      this.say(`container ${info.name} on ${info.host}: ${info.state}${info.exitCode === undefined ? '' : ` (exit ${info.exitCode})`}`);
-      return info;
-    } finally {
-      await client.close();
-    }
-  }
-}
+export default lifecycleCommand('stop', 'Stop a container: its processes end, the container stays until rm');
