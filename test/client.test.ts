@@ -38,11 +38,12 @@ test.serial('host events: a host joining, leaving and being lost', async (t) => 
   const beats: string[] = [];
   const stopBeats = cluster.onHeartbeat((beat) => beats.push(beat.name));
   const lone = h.start(['host', '--nats', cluster.url, '--cluster', 'api', '--name', 'h3']);
-  t.true(await pollUntil(() => events.some((e) => e.kind === 'joined' && e.host === 'h3'), 15_000));
+  const seen = () => JSON.stringify(events.map((e) => `${e.kind} ${e.host}`));
+  t.true(await pollUntil(() => events.some((e) => e.kind === 'joined' && e.host === 'h3'), 20_000), `events: ${seen()}; host output: ${lone.output()}`);
   lone.child.kill('SIGTERM');
-  t.true(await pollUntil(() => events.some((e) => e.kind === 'left' && e.host === 'h3'), 10_000));
+  t.true(await pollUntil(() => events.some((e) => e.kind === 'left' && e.host === 'h3'), 15_000), `events: ${seen()}; host output: ${lone.output()}`);
   process.kill(h.runFile('api')!.hosts[0]!.pid, 'SIGKILL');
-  t.true(await pollUntil(() => events.some((e) => e.kind === 'lost' && e.host === 'h1'), 10_000));
+  t.true(await pollUntil(() => events.some((e) => e.kind === 'lost' && e.host === 'h1'), 15_000), `events: ${seen()}`);
   t.true(beats.includes('h2'));
   stop();
   stopBeats();
