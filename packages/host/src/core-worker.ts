@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
-import { getProgram, type StepContext, type SyscallResult } from '@slicelab/programs';
+import { getProgram, xorshift32, type StepContext, type SyscallResult } from '@slicelab/programs';
 import { GuestMemory, MemoryFault } from './memory.js';
 import type { FromCore, Outcome, ToCore } from './core-protocol.js';
 
@@ -32,15 +32,6 @@ const waitedMs: () => number = (() => {
   return () => 0;
 })();
 
-/** xorshift32: a seeded generator whose whole state is one number in the process's record */
-function nextRandom(state: number): number {
-  let x = state | 0 || 0x9e3779b9;
-  x ^= x << 13;
-  x ^= x >>> 17;
-  x ^= x << 5;
-  return x >>> 0;
-}
-
 port.on('message', (message: ToCore) => {
   if (message.kind === 'attach') memories.set(message.container, new GuestMemory(message.memory));
   else if (message.kind === 'detach') memories.delete(message.container);
@@ -59,7 +50,7 @@ function run(task: Extract<ToCore, { kind: 'run' }>): FromCore {
     mem: memory!,
     now: clock,
     rand: () => {
-      rand = nextRandom(rand);
+      rand = xorshift32(rand);
       return rand / 0x1_0000_0000;
     },
     log: (line) => {

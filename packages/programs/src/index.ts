@@ -14,6 +14,7 @@ import { memWriter } from './mem-writer.js';
 import { sleeper } from './sleeper.js';
 
 export * from './program.js';
+export { xorshift32 } from './define.js';
 export { burnChunk, burnIterations, cpuBurn } from './cpu-burn.js';
 export { crasher } from './crasher.js';
 export { forkBomb } from './fork-bomb.js';

@@ -13,6 +13,8 @@
  *   credit   AWS T2: wfq among groups that may run, where a group out of credits (standard mode) is held
  *            to its baseline by a bandwidth limiter (see credit.ts).
  */
+import { xorshift32 } from '@slicelab/programs';
+
 export type PolicyName = 'wfq' | 'lottery' | 'credit';
 export const policyNames: readonly PolicyName[] = ['wfq', 'lottery', 'credit'];
 
@@ -95,13 +97,9 @@ export class Lottery implements Policy {
 
   wake(): void {}
 
-  /** xorshift32, seeded: the same seed repeats the same sequence of draws */
+  /** seeded: the same seed repeats the same sequence of draws */
   private random(): number {
-    let x = this.state | 0 || 0x2545f491;
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    this.state = x >>> 0;
+    this.state = xorshift32(this.state);
     return this.state / 0x1_0000_0000;
   }
 }
