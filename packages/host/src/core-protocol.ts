@@ -1,4 +1,10 @@
-/** Messages between the host's scheduler (main thread) and its cores (worker threads). */
+/**
+ * Messages between the host's scheduler (main thread) and its cores (worker threads), and the renewal
+ * word they share: the scheduler writes there the id of a running quantum it renews (the same process
+ * keeps the core for another quantum, as a kernel leaves the current task running when it is still the
+ * best pick); the core takes the renewal when that quantum ends, reports it and goes on, so a process
+ * that keeps its core pays no round trip through the main thread per quantum.
+ */
 import type { ProgramArgs, Registers, Syscall, SyscallResult } from '@slicelab/programs';
 import type { MemoryShared } from './memory.js';
 
@@ -16,6 +22,8 @@ export type ToCore =
       ret: SyscallResult | undefined;
       rand: number;
       quantumMs: number;
+      /** this quantum's id on its core (see nextQuantum) */
+      quantum: number;
     };
 
 /** Why a quantum ended, besides the quantum running out (`undefined`). */
@@ -37,6 +45,15 @@ export interface QuantumDone {
   steps: number;
   outcome: Outcome;
   logs: string[];
+  /** the quantum this reports */
+  quantum: number;
+  /** the core took a renewal and runs the same process on, in quantum nextQuantum(quantum) */
+  renewed: boolean;
+}
+
+/** The id after `id`: positive Int32 values that wrap, so 0 never names a quantum and means "none". */
+export function nextQuantum(id: number): number {
+  return (id % 0x7fff_ffff) + 1;
 }
 
 export type FromCore = QuantumDone | { kind: 'ready' };

@@ -1,29 +1,44 @@
 /**
  * The host's cores: one worker thread per emulated core. A core is either idle or running one process
- * for one quantum; `run` resolves when the core reports back. A core whose worker dies (it should not:
+ * for one quantum, or for a row of quanta while the scheduler renews them; each quantum's report goes to
+ * the listener given to `run`, and the core is free again after a report that was not renewed. A core
+ * whose worker dies (it should not:
  * programs that throw are caught inside) is replaced, and the process it ran is reported as crashed.
  * The thread starts with the first container the core is given: a host with nothing to run keeps
  * no isolates (about 10 MB resident each, measured by `bench startup`).
  */
 import { Worker } from 'node:worker_threads';
-import type { FromCore, QuantumDone, ToCore } from './core-protocol.js';
+import { nextQuantum, type FromCore, type QuantumDone, type ToCore } from './core-protocol.js';
 import type { MemoryShared } from './memory.js';
 
 /** The core entry, bundled by `npm run build` (workers cannot start TypeScript on Node 20). */
 export const coreEntry = new URL('./core.bundle.mjs', import.meta.url);
 
-type RunTask = Extract<ToCore, { kind: 'run' }>;
+export type RunTask = Omit<Extract<ToCore, { kind: 'run' }>, 'quantum'>;
 
 export class Core {
   private worker?: Worker;
-  private pending?: { task: RunTask; resolve: (done: QuantumDone) => void };
+  private pending?: { task: RunTask; quantum: number; report: (done: QuantumDone) => void };
   private readonly attached = new Map<number, MemoryShared>();
+  /** the renewal word shared with the worker (see core-protocol.ts) */
+  private readonly renewal = new Int32Array(new SharedArrayBuffer(4));
+  private lastQuantum = 0;
   private closed = false;
 
   constructor(readonly index: number) {}
 
   get busy(): boolean {
     return this.pending !== undefined;
+  }
+
+  /** The process on this core keeps it when its current quantum ends. */
+  renew(): void {
+    if (this.pending) Atomics.store(this.renewal, 0, this.pending.quantum);
+  }
+
+  /** Takes back a renewal the core has not taken yet: the current quantum is the process's last. */
+  revoke(): void {
+    Atomics.store(this.renewal, 0, 0);
   }
 
   attach(container: number, memory: MemoryShared): void {
@@ -36,12 +51,13 @@ export class Core {
     this.post({ kind: 'detach', container });
   }
 
-  run(task: RunTask): Promise<QuantumDone> {
+  /** Starts a quantum; `report` hears of it and of every renewal until one that was not renewed. */
+  run(task: RunTask, report: (done: QuantumDone) => void): void {
     if (this.pending) throw new Error(`core ${this.index} is busy`);
-    return new Promise((resolve) => {
-      this.pending = { task, resolve };
-      this.post(task);
-    });
+    this.revoke();
+    const quantum = this.lastQuantum = nextQuantum(this.lastQuantum);
+    this.pending = { task, quantum, report };
+    this.post({ ...task, quantum });
   }
 
   async close(): Promise<void> {
@@ -55,12 +71,17 @@ export class Core {
   }
 
   private spawn(): void {
-    this.worker = new Worker(coreEntry, { name: `core${this.index}` });
+    this.worker = new Worker(coreEntry, { name: `core${this.index}`, workerData: { renewal: this.renewal.buffer } });
     this.worker.on('message', (message: FromCore) => {
-      if (message.kind !== 'done' || !this.pending) return;
-      const { resolve } = this.pending;
-      this.pending = undefined;
-      resolve(message);
+      const pending = this.pending;
+      if (message.kind !== 'done' || !pending) return;
+      if (message.renewed) {
+        pending.quantum = this.lastQuantum = nextQuantum(message.quantum);
+      } else {
+        this.pending = undefined;
+        this.revoke();
+      }
+      pending.report(message);
     });
     this.worker.on('error', (error) => this.replace(`core ${this.index} failed: ${error.message}`));
     this.worker.on('exit', () => this.replace(`core ${this.index} exited`));
@@ -72,12 +93,13 @@ export class Core {
     void this.worker.terminate();
     const pending = this.pending;
     this.pending = undefined;
+    this.revoke();
     this.spawn();
     for (const [container, memory] of this.attached) this.post({ kind: 'attach', container, memory });
     if (pending) {
-      pending.resolve({
+      pending.report({
         kind: 'done', gpid: pending.task.gpid, regs: pending.task.regs, rand: pending.task.rand,
-        usedMs: 0, wallMs: 0, steps: 0, outcome: { sys: 'crash', message: reason }, logs: [],
+        usedMs: 0, wallMs: 0, steps: 0, outcome: { sys: 'crash', message: reason }, logs: [], quantum: pending.quantum, renewed: false,
       });
     }
   }

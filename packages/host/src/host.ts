@@ -98,6 +98,7 @@ export class Host {
       dropped: this.counters.dropped, bus: this.nc.getServer(), policy: this.machine.policy, runnable: this.runnable,
       overcommit: this.info.cores / availableParallelism(),
       schedulerCost: this.machine.scheduler.busyMs / Math.max(1, Date.now() - this.info.startedAt),
+      quanta: { dispatched: this.machine.scheduler.dispatches, renewed: this.machine.scheduler.renewals },
     };
   }
 

@@ -295,6 +295,16 @@ export class Machine {
     const container = process.container;
     process.cpuMs += report.usedMs;
     for (const line of report.logs) container.log(`[${process.pid}] ${line}`);
+    if (report.renewed) {
+      // still on its core: the registers are a snapshot, for ps and top; a kill takes effect at the next report
+      if (process.state === 'running') {
+        process.regs = report.regs;
+        process.rand = report.rand;
+        process.ret = undefined;
+      }
+      this.throttleHigh(container);
+      return 0;
+    }
     if (process.state === 'exited') {
       // killed while it was on a core: only now has the core stopped writing its memory
       this.releaseRegions(process);

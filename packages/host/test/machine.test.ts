@@ -338,7 +338,7 @@ test.serial('wfq: cpu.weight 100 vs 300 on 2 cores with cpu-burn procs=2 each sh
   // warm the cores up first: the first quantum a fresh core runs is charged its worker's start-up time as
   // "held" time (a known bug), which would put whichever group drew it hundreds of ms behind
   m.run({ name: 'warmup', program: 'cpu-burn', args: { procs: 2 } });
-  t.true(await until(() => m.scheduler.dispatches >= 8));
+  t.true(await until(() => m.scheduler.dispatches + m.scheduler.renewals >= 8));
   m.rm('warmup', true);
   t.true(await until(() => m.scheduler.cores.every((core) => !core.busy)));
   m.run({ name: 'light', program: 'cpu-burn', args: { procs: 2 }, cgroup: { 'cpu.weight': '100' } });
@@ -374,4 +374,33 @@ test.serial('a container stopped while its process writes ends with memory.curre
     t.true(await offCores(m, name));
     t.is(single(m, name, 'memory.current'), 0, name);
   }
+});
+
+test.serial('renewal: a process alone keeps its core across quanta, with every quantum charged', async (t) => {
+  const m = machine(t, { cores: 1 });
+  m.run({ name: 'solo', program: 'cpu-burn', args: {} });
+  t.true(await until(() => m.scheduler.renewals >= 20), `renewals ${m.scheduler.renewals}`);
+  t.true(m.scheduler.dispatches <= 3, `dispatches ${m.scheduler.dispatches}`);
+  // ps sees the registers the core reports at each renewal, though the process never left its core
+  const loops = m.inspect('solo').processes[0]!.metrics['loops']!;
+  t.true(await until(() => m.inspect('solo').processes[0]!.metrics['loops']! > loops));
+  t.true(usageMs(m, 'solo') >= 150, `usage ${usageMs(m, 'solo')} ms`);
+});
+
+test.serial('renewal: a newcomer, a freeze and a kill each take the core back from a renewed process', async (t) => {
+  const m = machine(t, { cores: 1 });
+  m.run({ name: 'first', program: 'cpu-burn', args: {} });
+  t.true(await until(() => m.scheduler.renewals >= 5));
+  m.run({ name: 'second', program: 'cpu-burn', args: {} });
+  t.true(await until(() => usageMs(m, 'second') > 30), 'the newcomer ran');
+  m.cgroupSet('second', 'cgroup.freeze', '1');
+  t.true(await until(() => m.scheduler.renewals >= 10));
+  m.cgroupSet('first', 'cgroup.freeze', '1');
+  t.true(await until(() => m.scheduler.cores.every((core) => !core.busy)), 'freezing both left the core idle');
+  m.cgroupSet('first', 'cgroup.freeze', '0');
+  const renewed = m.scheduler.renewals;
+  t.true(await until(() => m.scheduler.renewals >= renewed + 5));
+  m.kill('first');
+  t.true(await until(() => m.scheduler.cores.every((core) => !core.busy)), 'the killed process left its core');
+  t.is(single(m, 'first', 'memory.current'), 0);
 });

@@ -83,6 +83,8 @@ export const HostStatus = Type.Composite([
     overcommit: NonNegative,
     /** share of one real core the scheduler's own work took since the host started */
     schedulerCost: NonNegative,
+    /** quanta since the host started: handed to a core, and renewed on the core they ran on */
+    quanta: Type.Object({ dispatched: Count, renewed: Count }),
   }),
 ]);
 export type HostStatus = Static<typeof HostStatus>;

@@ -30,6 +30,11 @@ export interface Policy {
   readonly name: PolicyName;
   /** picks one of the candidates (never empty) */
   pick(candidates: readonly Schedulable[]): Schedulable;
+  /**
+   * The group `pick` would choose now, without changing any state; undefined where that cannot be known
+   * before the pick itself (a draw). The scheduler renews a running quantum when this is its group.
+   */
+  peek(candidates: readonly Schedulable[]): Schedulable | undefined;
   /** a group ran `usedMs` */
   charge(group: Schedulable, usedMs: number): void;
   /** a group becomes runnable (new, or back from sleep); `runnable` are the others that are */
@@ -43,6 +48,12 @@ export class Wfq implements Policy {
   constructor(private readonly quantumMs = 10) {}
 
   pick(candidates: readonly Schedulable[]): Schedulable {
+    const best = this.peek(candidates);
+    this.sMin = Math.max(this.sMin, Math.min(...candidates.map((g) => g.vtime)));
+    return best;
+  }
+
+  peek(candidates: readonly Schedulable[]): Schedulable {
     let weights = 0;
     let weighted = 0;
     for (const group of candidates) {
@@ -61,7 +72,6 @@ export class Wfq implements Policy {
       }
     }
     // the group with the smallest s_i is always at or below the mean, so one is always eligible
-    this.sMin = Math.max(this.sMin, Math.min(...candidates.map((g) => g.vtime)));
     return best!;
   }
 
@@ -91,6 +101,10 @@ export class Lottery implements Policy {
       if (draw < 0) return group;
     }
     return candidates.at(-1)!;
+  }
+
+  peek(candidates: readonly Schedulable[]): Schedulable | undefined {
+    return candidates.length === 1 ? candidates[0] : undefined;
   }
 
   charge(): void {}

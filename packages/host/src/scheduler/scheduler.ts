@@ -4,9 +4,15 @@
  * this core now; the group's processes take turns in FIFO order. A group may be held back by cpu.max
  * (bandwidth.ts), by its credit baseline, by cgroup.freeze, by memory.high throttling, by cpuset.cpus and
  * by how many cores it may use at once. Usage is what the core measured, never what was granted.
+ *
+ * A running quantum is renewed (core-protocol.ts) while its process is its group's only runnable one,
+ * nothing holds the group back, and the policy would pick that group again for the core: the same
+ * decision the pick would make when the quantum ends, made ahead and taken back at once when anything
+ * changes (every event ends in `kick`, which reviews each busy core). Only unlimited groups are renewed:
+ * a group under cpu.max or a credit baseline gets each quantum sized to its runtime at dispatch.
  */
-import type { QuantumDone, ToCore } from '../core-protocol.js';
-import type { Core } from '../cores.js';
+import type { QuantumDone } from '../core-protocol.js';
+import type { Core, RunTask } from '../cores.js';
 import { Bandwidth } from './bandwidth.js';
 import { CreditAccount } from './credit.js';
 import { createPolicy, type Policy, type PolicyName, type Schedulable } from './policy.js';
@@ -60,8 +66,11 @@ export class SchedGroup implements Schedulable {
 export type TraceEvent = [number, number, 0 | 1 | 2 | 3, number, number];
 
 export interface SchedulerHooks {
-  task(process: Runnable, quantumMs: number): Extract<ToCore, { kind: 'run' }>;
-  /** carries out how the quantum ended; returns the main-thread ms that took, charged to the group */
+  task(process: Runnable, quantumMs: number): RunTask;
+  /**
+   * Carries out how the quantum ended; returns the main-thread ms that took, charged to the group. A
+   * renewed report means the process is still on its core.
+   */
   done(process: Runnable, report: QuantumDone): number;
 }
 
@@ -81,12 +90,19 @@ export class Scheduler {
   readonly groups = new Set<SchedGroup>();
   /** main-thread milliseconds spent scheduling (the dispatch cost) */
   busyMs = 0;
+  /** quanta handed to a core */
   dispatches = 0;
+  /** quanta renewed on the core they ran on */
+  renewals = 0;
   private trace?: { began: number; events: TraceEvent[] };
   private readonly now: () => number;
   private wakeTimer?: NodeJS.Timeout;
   private wakeAt = Infinity;
   private closed = false;
+  /** the process on each core, by core index */
+  private readonly onCore: Array<Runnable | undefined> = [];
+  /** processes taken out while on a core (killed, stopped): never renewed, gone at their last report */
+  private readonly leaving = new Set<Runnable>();
 
   constructor(readonly cores: readonly Core[], options: SchedulerOptions, private readonly hooks: SchedulerHooks) {
     this.quantumMs = options.quantumMs;
@@ -142,25 +158,38 @@ export class Scheduler {
     this.kick();
   }
 
-  /** Takes a process out of its run queue (killed, stopped); true if it was there. */
+  /**
+   * Takes a process out of its run queue (killed, stopped); true if it was there. A process on a core
+   * loses any renewal: its current quantum is its last.
+   */
   dequeue(process: Runnable): boolean {
+    const core = this.onCore.indexOf(process);
+    if (core >= 0) {
+      this.leaving.add(process);
+      this.cores[core]!.revoke();
+    }
     const index = process.group.queue.indexOf(process);
     if (index < 0) return false;
     process.group.queue.splice(index, 1);
     return true;
   }
 
-  /** Fills idle cores. */
+  /** Fills idle cores, then reviews the renewals of busy ones against what is left waiting. */
   kick(): void {
     if (this.closed) return;
     const began = performance.now();
     const now = this.now();
     for (const core of this.cores) {
-      if (core.busy) continue;
+      if (this.onCore[core.index]) continue;
       const candidates = this.candidates(core.index, now);
       if (candidates.length === 0) continue;
       const group = this.policy.pick(candidates) as SchedGroup;
       this.dispatch(core, group, now);
+    }
+    for (const core of this.cores) {
+      const running = this.onCore[core.index];
+      if (running && this.renewable(core, running, now)) core.renew();
+      else core.revoke();
     }
     this.busyMs += performance.now() - began;
   }
@@ -198,34 +227,58 @@ export class Scheduler {
     return baseline.available(now) < group.cpuMax.available(now) ? baseline : group.cpuMax;
   }
 
+  /** Whether `process`, on `core`, should keep it when its quantum ends (see the head of this file). */
+  private renewable(core: Core, process: Runnable, now: number): boolean {
+    const group = process.group;
+    if (this.leaving.has(process) || group.queue.length > 0 || group.frozen || group.holdUntil > now || (group.cpus && !group.cpus.has(core.index))) return false;
+    if (group.cpuMax || group.credit) return false;
+    return this.policy.peek([...this.candidates(core.index, now), group]) === group;
+  }
+
   private dispatch(core: Core, group: SchedGroup, now: number): void {
     const process = group.queue.shift()!;
     const limiter = this.limiter(group, now);
     const quantum = Math.max(minQuantumMs, Math.min(this.quantumMs, limiter ? limiter.available(now) : Infinity));
     limiter?.reserve(quantum);
-    // charge the quantum now and correct it when it ends, so the next core's pick sees this one running
-    this.policy.charge(group, quantum);
     group.running++;
     group.waitedMs += now - process.runnableSince;
+    this.onCore[core.index] = process;
     this.dispatches++;
+    this.begin(core, group, quantum);
+    core.run(this.hooks.task(process, quantum), (report) => this.settle(core, process, quantum, limiter, report));
+  }
+
+  /** A quantum starts, dispatched or renewed: charged now and corrected when it ends, so the next core's pick sees this one running. */
+  private begin(core: Core, group: SchedGroup, quantum: number): void {
+    this.policy.charge(group, quantum);
     this.record(group, 3, core.index);
-    void core.run(this.hooks.task(process, quantum)).then((report) => {
-      const began = performance.now();
-      const used = Math.max(0, report.usedMs);
+  }
+
+  private settle(core: Core, process: Runnable, quantum: number, limiter: Bandwidth | null, report: QuantumDone): void {
+    const began = performance.now();
+    const group = process.group;
+    const used = Math.max(0, report.usedMs);
+    group.usageMs += used;
+    limiter?.settle(quantum, used);
+    group.credit?.spend(used, this.now());
+    this.busyMs += performance.now() - began;
+    const systemMs = this.hooks.done(process, report);
+    this.policy.charge(group, used + systemMs - quantum);
+    this.record(group, 0, used);
+    if (report.renewed) {
+      // the core went on with the same process: the next quantum began when this one ended
+      this.renewals++;
+      this.begin(core, group, quantum);
+    } else {
       group.running--;
-      group.usageMs += used;
-      limiter?.settle(quantum, used);
-      group.credit?.spend(used, this.now());
-      this.busyMs += performance.now() - began;
-      const systemMs = this.hooks.done(process, report);
-      this.policy.charge(group, used + systemMs - quantum);
-      this.record(group, 0, used);
+      this.onCore[core.index] = undefined;
+      this.leaving.delete(process);
       if (!group.active) {
         group.idle = true;
         this.record(group, 2, 0);
       }
-      this.kick();
-    });
+    }
+    this.kick();
   }
 
   private wakeLater(at: number): void {
