@@ -6,3 +6,4 @@ export * from './cluster.js';
 export * from './fairness.js';
 export * from './isolation.js';
 export * from './overhead.js';
+export * from './paired.js';

@@ -1,17 +1,32 @@
 /**
- * The baseline of `bench overhead`: a program's steps in a plain Node worker thread, with the same memory
- * class as a container but no host, no scheduler and no quanta. It answers `alloc` at once and reports
- * the program's metrics and its own CPU time when told to stop.
+ * The baseline beside slicelab: a program's steps in a plain Node worker thread, with the same memory
+ * class as a container but no host, no scheduler and no quanta. It answers `alloc` at once, warms up as
+ * a container does before its first window, then measures windows on request: each `window` message
+ * runs the program for that many ms and answers with the program's metric, the wall time and the
+ * thread's CPU time. Between windows it stays idle.
  */
-import { readFileSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
-import { GuestMemory } from '@slicelab/host';
+import { GuestMemory, threadCpuClock } from '@slicelab/host';
 import { getProgram, pageSize, type StepContext, type SyscallResult } from '@slicelab/programs';
 
-const { program: name, args, durationMs, warmupMs } = workerData as { program: string; args: Record<string, string>; durationMs: number; warmupMs: number };
+export interface PlainWorkerData {
+  program: string;
+  args: Record<string, string>;
+  /** the metric a window counts (lu: units, cpu-burn: loops) */
+  metric: string;
+  warmupMs: number;
+}
+
+export interface PlainWindow {
+  count: number;
+  wallMs: number;
+  cpuMs: number;
+}
+
+const { program: name, args, metric, warmupMs } = workerData as PlainWorkerData;
 const program = getProgram(name)!;
 const memory = GuestMemory.create(256 * 1024 * 1024);
-const cpu = () => Number(readFileSync('/proc/thread-self/schedstat', 'latin1').split(' ', 1)[0]) / 1e6;
+const cpu = threadCpuClock();
 const clock = () => performance.timeOrigin + performance.now();
 let ret: SyscallResult | undefined;
 let next = pageSize;
@@ -22,15 +37,22 @@ const ctx: StepContext = {
   },
 };
 const regs = program.init(args);
-const metrics = () => ({ ...(regs['metrics'] as Record<string, number>) });
-// the same warm-up (JIT, first touch of the memory) a container gets before its window opens
-const warmup = clock();
-while (clock() - warmup < warmupMs) step();
-const before = metrics();
-const cpuBegan = cpu();
-const began = clock();
-while (clock() - began < durationMs) step();
-parentPort!.postMessage({ before, after: metrics(), wallMs: clock() - began, cpuMs: cpu() - cpuBegan });
+const count = () => (regs['metrics'] as Record<string, number>)[metric] ?? 0;
+
+run(warmupMs);
+parentPort!.on('message', ({ ms }: { ms: number }) => {
+  const before = count();
+  const cpuBegan = cpu();
+  const began = clock();
+  run(ms);
+  parentPort!.postMessage({ count: count() - before, wallMs: clock() - began, cpuMs: cpu() - cpuBegan } satisfies PlainWindow);
+});
+parentPort!.postMessage('ready');
+
+function run(ms: number): void {
+  const began = clock();
+  while (clock() - began < ms) step();
+}
 
 function step(): void {
   const result = program.step(regs, ctx);

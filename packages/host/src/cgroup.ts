@@ -95,6 +95,8 @@ export interface CgroupCounters {
   pressure: { cpu: PsiSnapshot; memory: PsiSnapshot; io: PsiSnapshot };
   procs: number[];
   populated: boolean;
+  /** processes still on a core: a freezing cgroup reports frozen 1 once none is, as the kernel does */
+  onCores: number;
 }
 
 /** The counters of a cgroup that has not run anything yet. */
@@ -107,6 +109,7 @@ export function emptyCounters(): CgroupCounters {
     pressure: { cpu: new Pressure().snapshot(), memory: new Pressure().snapshot(), io: new Pressure().snapshot() },
     procs: [],
     populated: false,
+    onCores: 0,
   };
 }
 
@@ -206,7 +209,7 @@ const rw = { readable: true, writable: true } as const;
 
 export const cgroupFiles = {
   'cgroup.procs': { ...ro, description: 'pids of the processes in the container, one per line' },
-  'cgroup.events': { ...ro, description: 'populated (has processes) and frozen, 0 or 1' },
+  'cgroup.events': { ...ro, description: 'populated (has processes) and frozen (1 once a freeze has stopped every process), 0 or 1' },
   'cgroup.freeze': { ...rw, description: '1 stops every process of the container at its next step, 0 resumes them' },
   'cgroup.kill': { readable: false, writable: true, description: 'writing 1 kills every process of the container' },
   'cpu.weight': { ...rw, description: 'proportional CPU share, 1..10000 (default 100)' },
@@ -319,7 +322,7 @@ export function effectiveCpus(cpus: readonly number[] | null, hostCores: number)
 
 const readers: Record<ReadableFile, Reader> = {
   'cgroup.procs': (_l, c) => c.procs.join('\n'),
-  'cgroup.events': (l, c) => `populated ${+c.populated}\nfrozen ${+l.frozen}`,
+  'cgroup.events': (l, c) => `populated ${+c.populated}\nfrozen ${+(l.frozen && c.onCores === 0)}`,
   'cgroup.freeze': (l) => `${+l.frozen}`,
   'cpu.weight': (l) => String(Math.round((sharesOf(l.cpuWeight) * 100) / 1024)),
   'cpu.weight.nice': (l) => String(niceOf(l.cpuWeight)),

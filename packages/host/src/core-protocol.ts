@@ -38,7 +38,7 @@ export interface QuantumDone {
   gpid: number;
   regs: Registers;
   rand: number;
-  /** milliseconds the quantum really ran on a real CPU: wall time less the time its thread waited for one */
+  /** milliseconds the quantum really ran on a real CPU, as the kernel charges its thread (thread-cpu.ts) */
   usedMs: number;
   /** wall milliseconds from start to end of the quantum */
   wallMs: number;

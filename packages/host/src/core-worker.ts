@@ -6,10 +6,10 @@
  * next one for the same process (see core-protocol.ts).
  * Processes are data: the core keeps nothing of a process between quanta but its container's memory.
  */
-import { openSync, readSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { getProgram, xorshift32, type StepContext, type SyscallResult } from '@slicelab/programs';
 import { GuestMemory, MemoryFault } from './memory.js';
+import { threadCpuClock } from './thread-cpu.js';
 import { nextQuantum, type FromCore, type Outcome, type ToCore } from './core-protocol.js';
 
 const port = parentPort!;
@@ -17,26 +17,8 @@ const renewal = new Int32Array((workerData as { renewal: SharedArrayBuffer }).re
 const memories = new Map<number, GuestMemory>();
 const clock = () => performance.timeOrigin + performance.now();
 
-/**
- * How long this thread has waited, runnable, for a real CPU (ms): schedstat's run_delay. A quantum is
- * charged its wall time less the waiting that happened during it, so time the real machine gave the
- * core's thread to someone else is not charged, which matters when emulated cores outnumber real ones.
- * (schedstat's run time field would undercount: the kernel brings it up to date only at ticks and
- * context switches, so read at the end of a quantum it misses up to a tick; run_delay is settled each
- * time the thread gets a CPU back, so it is exact while the thread runs.) The file stays open and is
- * read with pread: 2 µs a read against 19 µs for open, read and close. Without schedstat: zero.
- */
-const waitedMs: () => number = (() => {
-  try {
-    const fd = openSync('/proc/thread-self/schedstat', 'r');
-    const buffer = Buffer.alloc(128);
-    const read = () => Number(buffer.toString('latin1', 0, readSync(fd, buffer, 0, buffer.length, 0)).split(' ', 2)[1]) / 1e6;
-    if (Number.isFinite(read())) return read;
-  } catch {
-    // no schedstat on this kernel
-  }
-  return () => 0;
-})();
+/** this thread's CPU time, as the kernel charges it (see thread-cpu.ts) */
+const cpuMs = threadCpuClock();
 
 port.on('message', (message: ToCore) => {
   if (message.kind === 'attach') memories.set(message.container, new GuestMemory(message.memory));
@@ -69,7 +51,7 @@ function run(task: Extract<ToCore, { kind: 'run' }>): void {
   };
   let quantum = task.quantum;
   let began = clock();
-  let waitedBefore = waitedMs();
+  let cpuBefore = cpuMs();
   for (;;) {
     let steps = 0;
     let outcome: Outcome;
@@ -97,17 +79,17 @@ function run(task: Extract<ToCore, { kind: 'run' }>): void {
         : { sys: 'crash', message: error instanceof Error ? error.message : String(error) };
     }
     const ended = clock();
-    const waited = waitedMs();
+    const cpu = cpuMs();
     const renewed = outcome === undefined && Atomics.compareExchange(renewal, 0, quantum, 0) === quantum;
     port.postMessage({
-      kind: 'done', gpid: task.gpid, regs: task.regs, rand, usedMs: Math.max(0, ended - began - (waited - waitedBefore)), wallMs: ended - began,
+      kind: 'done', gpid: task.gpid, regs: task.regs, rand, usedMs: Math.max(0, cpu - cpuBefore), wallMs: ended - began,
       steps, outcome, logs, quantum, renewed,
     } satisfies FromCore);
     if (!renewed) return;
     quantum = nextQuantum(quantum);
     logs = [];
     began = ended;
-    waitedBefore = waited;
+    cpuBefore = cpu;
   }
 }
 

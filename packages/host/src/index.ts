@@ -2,3 +2,4 @@ export * from './host.js';
 export * from './run.js';
 export { GuestMemory } from './memory.js';
 export { Machine, type MachineOptions, type RunSpec } from './machine.js';
+export { threadCpuClock } from './thread-cpu.js';

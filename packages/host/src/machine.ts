@@ -468,7 +468,7 @@ export class Machine {
     else if (group.cpuMax) group.cpuMax.update(limits.cpuMax.quota / 1000, limits.cpuMax.period / 1000, limits.cpuMaxBurst / 1000);
     else group.cpuMax = new Bandwidth(limits.cpuMax.quota / 1000, limits.cpuMax.period / 1000, limits.cpuMaxBurst / 1000, now);
     group.cpus = limits.cpus ? new Set(limits.cpus) : null;
-    group.frozen = limits.frozen;
+    this.scheduler.setFrozen(group, limits.frozen);
     container.memory.setMax(limits.memoryMax);
     container.memory.setPidsMax(limits.pidsMax);
     container.io.weight = limits.ioWeight;
@@ -540,6 +540,7 @@ export class Machine {
       pressure: { cpu: container.pressure.cpu.snapshot(), memory: container.pressure.memory.snapshot(), io: container.pressure.io.snapshot() },
       procs: live.map((p) => p.gpid),
       populated: live.length > 0,
+      onCores: group.running,
     };
   }
 

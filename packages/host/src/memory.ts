@@ -53,8 +53,8 @@ export class GuestMemory implements MemoryAccess {
   private readonly present: Int32Array;
   private readonly touched: Int32Array;
   private readonly control: Int32Array;
-  /** pages handed out as f64 views during the current step; marked dirty again when the step ends */
-  private readonly viewed: Array<[number, number]> = [];
+  /** pages handed out as f64 views during the current step, as address, length pairs; marked dirty again when the step ends */
+  private readonly viewed: number[] = [];
 
   constructor(readonly shared: MemoryShared) {
     this.size = shared.data.byteLength;
@@ -126,9 +126,9 @@ export class GuestMemory implements MemoryAccess {
     Atomics.store(this.control, Ctl.Peak, Atomics.load(this.control, Ctl.Current));
   }
 
-  read(addr: number, length: number): Uint8Array {
-    this.check(addr, length, false);
-    return this.bytes.slice(addr, addr + length);
+  read(addr: number, into: Uint8Array): void {
+    this.check(addr, into.length, false);
+    into.set(this.bytes.subarray(addr, addr + into.length));
   }
 
   write(addr: number, bytes: Uint8Array): void {
@@ -164,7 +164,7 @@ export class GuestMemory implements MemoryAccess {
   f64(addr: number, count: number): Float64Array {
     if (addr % 8 !== 0) throw new RangeError(`f64 view at ${addr} is not 8-byte aligned`);
     this.check(addr, count * 8, true);
-    this.viewed.push([addr, count * 8]);
+    this.viewed.push(addr, count * 8);
     return new Float64Array(this.shared.data, addr, count);
   }
 
@@ -173,7 +173,7 @@ export class GuestMemory implements MemoryAccess {
    * migration round may have read and cleaned them while the step was still writing.
    */
   endStep(): void {
-    for (const [addr, length] of this.viewed) this.markDirty(addr, length);
+    for (let i = 0; i < this.viewed.length; i += 2) this.markDirty(this.viewed[i]!, this.viewed[i + 1]!);
     this.viewed.length = 0;
   }
 

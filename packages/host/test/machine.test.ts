@@ -287,8 +287,11 @@ test.serial('cgroup.freeze=1 stops cpu usage growth, 0 resumes it', async (t) =>
   m.run({ name: 'f', program: 'cpu-burn', args: { procs: 2 } });
   t.true(await until(() => usageMs(m, 'f') > 50));
   m.cgroupSet('f', 'cgroup.freeze', '1');
-  t.is(keyed(m, 'f', 'cgroup.events')['frozen'], 1);
-  t.true(await offCores(m, 'f'), 'the quanta already on a core end');
+  // the quanta already on the cores run to their end: frozen 1 only once both processes have stopped
+  t.is(keyed(m, 'f', 'cgroup.events')['frozen'], 0);
+  t.is(m.cgroupGet('f', 'cgroup.freeze')['cgroup.freeze'], '1');
+  t.true(await until(() => keyed(m, 'f', 'cgroup.events')['frozen'] === 1));
+  t.true(await offCores(m, 'f'));
   const frozen = usageMs(m, 'f');
   await sleep(300);
   t.is(usageMs(m, 'f'), frozen, 'no CPU while frozen');

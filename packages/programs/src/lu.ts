@@ -25,6 +25,14 @@ export const luStepBudget = 16_384;
 /** Matrix elements generated per fill step: the whole matrix in one step up to n = 128. */
 export const luFillBudget = 16_384;
 
+/**
+ * Where a step reads its pivot row to: a scratch buffer that lives only within one step (steps never
+ * interleave on a core), so reading the row allocates nothing and the garbage collector stays out of
+ * the measurements lu is used for.
+ */
+const pivotRow = new Float64Array(512);
+const pivotRowBytes = new Uint8Array(pivotRow.buffer);
+
 /** A 32-bit integer hash (lowbias32). */
 function mix(x: number): number {
   x = Math.imul(x ^ (x >>> 16), 0x7feb352d);
@@ -157,11 +165,8 @@ export const lu = defineProgram<LuRegs>({
     const k = regs.k;
     const from = regs.row;
     const to = Math.min(n, from + Math.max(1, Math.floor(luStepBudget / (n - k))));
-    const pivotBytes = ctx.mem.read(regs.addr + k * rowBytes, rowBytes);
-    const pivot = pivotBytes.byteOffset % 8 === 0
-      ? new Float64Array(pivotBytes.buffer, pivotBytes.byteOffset, n)
-      : new Float64Array(pivotBytes.slice().buffer, 0, n);
-    luEliminate(pivot, ctx.mem.f64(regs.addr + from * rowBytes, (to - from) * n), n, k, to - from);
+    ctx.mem.read(regs.addr + k * rowBytes, pivotRowBytes.subarray(0, rowBytes));
+    luEliminate(pivotRow, ctx.mem.f64(regs.addr + from * rowBytes, (to - from) * n), n, k, to - from);
     if (to < n) {
       regs.row = to;
     } else if (k + 1 < n - 1) {

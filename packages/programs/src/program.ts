@@ -24,8 +24,8 @@ export type Registers = Record<string, unknown>;
 export interface MemoryAccess {
   /** bytes of address space */
   readonly size: number;
-  /** a copy of `length` bytes at `addr` */
-  read(addr: number, length: number): Uint8Array;
+  /** copies `into.length` bytes at `addr` into `into` (a program's own buffer: reading allocates nothing) */
+  read(addr: number, into: Uint8Array): void;
   write(addr: number, bytes: Uint8Array): void;
   fill(addr: number, length: number, byte: number): void;
   readU32(addr: number): number;

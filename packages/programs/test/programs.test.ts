@@ -41,9 +41,9 @@ class TestMemory implements MemoryAccess {
     return addr;
   }
 
-  read(addr: number, length: number): Uint8Array {
-    this.check(addr, length, false);
-    return this.bytes.slice(addr, addr + length);
+  read(addr: number, into: Uint8Array): void {
+    this.check(addr, into.length, false);
+    into.set(this.bytes.subarray(addr, addr + into.length));
   }
 
   write(addr: number, bytes: Uint8Array): void {

@@ -159,6 +159,21 @@ export class Scheduler {
   }
 
   /**
+   * cgroup.freeze. A frozen group's processes are not runnable, as in the kernel, so a thawed group
+   * comes back the way a waking one does, under the s_min rule: time spent frozen earns no credit
+   * over the groups that kept running.
+   */
+  setFrozen(group: SchedGroup, frozen: boolean): void {
+    if (group.frozen === frozen) return;
+    group.frozen = frozen;
+    if (!frozen && group.queue.length > 0) {
+      this.policy.wake(group, [...this.groups].filter((g) => g.active && !g.frozen));
+      this.record(group, 1, 0);
+    }
+    this.kick();
+  }
+
+  /**
    * Takes a process out of its run queue (killed, stopped); true if it was there. A process on a core
    * loses any renewal: its current quantum is its last.
    */

@@ -1,12 +1,13 @@
 import { Flags } from '@oclif/core';
-import { benchIsolation } from '@slicelab/bench';
+import { benchIsolation, type Spread } from '@slicelab/bench';
 import { BaseCommand, unitFlags } from '../../base.js';
 import { table } from '../../render.js';
 
 export default class BenchIsolation extends BaseCommand {
-  static override description = "A victim lu container beside each stress (cpu, memory, io, fork bomb) at equal weights: the victim's slowdown against running alone (aim: at most 5 % each)";
+  static override description = "A victim lu container beside each stress (cpu, memory, io, fork bomb) at equal weights, in paired rounds with the neighbour frozen and running: the victim's median slowdown against running alone (aim: at most 5 % each), beside the machine's own floor";
   static override flags = {
-    duration: unitFlags.duration({ default: 4000, description: 'measurement window per stress, e.g. 4s' }),
+    duration: unitFlags.duration({ default: 500, description: 'each measurement window, e.g. 500ms' }),
+    rounds: Flags.integer({ default: 16, min: 1, max: 200, description: 'paired rounds per stress (the side that goes first alternates)' }),
     cores: Flags.integer({ default: 2, min: 1, max: 64, description: 'cores of the host' }),
     'pids-max': Flags.integer({ default: 64, min: 2, description: "pids.max of the neighbour (the fork bomb's limit)" }),
     out: Flags.string({ default: 'bench-results', description: 'folder for the JSON result and the SVG chart' }),
@@ -14,14 +15,18 @@ export default class BenchIsolation extends BaseCommand {
 
   async run() {
     const { flags } = await this.parse(BenchIsolation);
-    const result = await benchIsolation({ durationMs: flags.duration, cores: flags.cores, pidsMax: flags['pids-max'], outDir: flags.out, onProgress: (l) => this.progress(l) });
+    const result = await benchIsolation({
+      durationMs: flags.duration, rounds: flags.rounds, cores: flags.cores, pidsMax: flags['pids-max'], outDir: flags.out, onProgress: (l) => this.progress(l),
+    });
     this.progressDone();
     const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
-    this.say(table(['neighbour stress', 'victim units/s', 'units/CPU s', 'victim CPU (cores)', 'victim slowdown', 'aim ≤ 5%'], [
-      ...result.aloneRuns.map((run, i) => [i === 0 ? 'none (alone, first)' : 'none (alone, last)', run.unitsPerSecond.toFixed(1), run.unitsPerCpuSecond.toFixed(1), run.cpuShare.toFixed(2), run === result.alone ? 'baseline' : '', '']),
+    const slowdown = (s: Spread) => `${pct(s.median)} [${pct(s.low)}, ${pct(s.high)}]`;
+    this.say(table(['neighbour stress', 'victim units/s alone', 'beside', 'victim CPU (cores) alone / beside', 'neighbour CPU (cores)', 'slowdown, median [95% CI]', 'aim ≤ 5%'], [
       ...result.rows.map((r) => [
-        r.stress, r.unitsPerSecond.toFixed(1), r.unitsPerCpuSecond.toFixed(1), r.cpuShare.toFixed(2), pct(r.slowdown), r.slowdown <= 0.05 ? 'met' : 'MISSED',
+        r.stress, r.alone.unitsPerSecond.toFixed(1), r.beside.unitsPerSecond.toFixed(1), `${r.alone.cpuShare.toFixed(2)} / ${r.beside.cpuShare.toFixed(2)}`,
+        r.neighbourCpuShare.toFixed(2), slowdown(r.slowdown), r.slowdown.median <= 0.05 ? 'met' : 'MISSED',
       ]),
+      ['machine floor: cpu, plain threads, no slicelab', result.floor.alone.toFixed(1), result.floor.beside.toFixed(1), '', '', slowdown(result.floor.slowdown), ''],
     ]));
     const fb = result.forkBomb;
     this.say(table(['fork bomb', 'value', 'aim'], [
