@@ -1,10 +1,10 @@
-// Bundles the host process entry and the core (worker thread) entry into one file each. A host is
-// started once per emulated machine and a core once per emulated CPU, so their footprint is multiplied:
-// one bundled file loads faster and keeps about 15 MB less resident than the same code as a few hundred
-// ES modules (measured by `slicelab bench startup`). Workers also cannot start TypeScript on Node 20.
+// Bundles the host process entry into one file. A host is started once per emulated machine, so its
+// footprint is multiplied: one bundled file loads faster and keeps about 15 MB less resident than the
+// same code as a few hundred ES modules (measured by `slicelab bench startup`). The cores are not
+// bundled: see coreEntry in packages/host/src/cores.ts.
 import { build } from 'esbuild';
 
-const entries = { 'host.bundle': 'packages/host/dist/main.js', 'core.bundle': 'packages/host/dist/core-worker.js' };
+const entries = { 'host.bundle': 'packages/host/dist/main.js' };
 
 await build({
   entryPoints: entries,

@@ -1,5 +1,5 @@
 /**
- * The machine with real cores (worker threads running the compiled core bundle: run `npm run build`
+ * The machine with real cores (worker threads running the compiled core entry: run `npm run build`
  * first). Each test starts its own 2-core machine, stays under 3 s and closes it in teardown.
  */
 import test, { type ExecutionContext } from 'ava';
