@@ -47,6 +47,8 @@ test.serial('a config file that does not exist', async (t) => {
 const flagCases: Array<[string[], RegExp]> = [
   [['bench', 'startup', '--hosts', 'many'], /Expected an integer but received: many/],
   [['bench', 'startup', '--idle', '5 fortnights'], /unknown duration unit "fortnights"/],
+  [['bench', 'isolation', '--rounds', '0'], /Expected an integer greater than or equal to 1/],
+  [['bench', 'overhead', '--duration', 'soon'], /--duration: not a duration: "soon"/],
   [['host', '--name', 'h1'], /Missing required flag nats/],
   [['host', '--nats', 'nats://127.0.0.1:4222', '--name', 'H_1'], /--name "H_1" must be lower-case/],
   [['host', '--nats', 'nats://127.0.0.1:4222', '--name', 'h1', '--memory', 'lots'], /not a size: "lots"/],

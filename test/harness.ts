@@ -47,8 +47,8 @@ export class Harness {
   }
 
   /** Runs `slicelab ARGS --json` and parses what it printed. */
-  async cliJson<T = Record<string, unknown>>(args: string[]): Promise<T & { code: number; stderr: string }> {
-    const result = await this.cli([...args, '--json']);
+  async cliJson<T = Record<string, unknown>>(args: string[], timeoutMs = 60_000): Promise<T & { code: number; stderr: string }> {
+    const result = await this.cli([...args, '--json'], timeoutMs);
     try {
       return { ...(JSON.parse(result.stdout) as T), code: result.code, stderr: result.stderr };
     } catch {

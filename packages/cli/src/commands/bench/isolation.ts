@@ -7,7 +7,7 @@ export default class BenchIsolation extends BaseCommand {
   static override description = "A victim lu container beside each stress (cpu, memory, io, fork bomb) at equal weights, in paired rounds with the neighbour frozen and running: the victim's median slowdown against running alone (aim: at most 5 % each), beside the machine's own floor";
   static override flags = {
     duration: unitFlags.duration({ default: 500, description: 'each measurement window, e.g. 500ms' }),
-    rounds: Flags.integer({ default: 16, min: 1, max: 200, description: 'paired rounds per stress (the side that goes first alternates)' }),
+    rounds: Flags.integer({ default: 24, min: 1, max: 1000, description: 'paired rounds per stress (the side that goes first alternates)' }),
     cores: Flags.integer({ default: 2, min: 1, max: 64, description: 'cores of the host' }),
     'pids-max': Flags.integer({ default: 64, min: 2, description: "pids.max of the neighbour (the fork bomb's limit)" }),
     out: Flags.string({ default: 'bench-results', description: 'folder for the JSON result and the SVG chart' }),
