@@ -1,9 +1,15 @@
 /**
- * Messages between the host's scheduler (main thread) and its cores (worker threads), and the renewal
- * word they share: the scheduler writes there the id of a running quantum it renews (the same process
- * keeps the core for another quantum, as a kernel leaves the current task running when it is still the
- * best pick); the core takes the renewal when that quantum ends, reports it and goes on, so a process
- * that keeps its core pays no round trip through the main thread per quantum.
+ * Messages between the host's scheduler (main thread) and its cores (worker threads), and two words they
+ * share, so that a core never waits on the main thread between quanta when the scheduler has decided
+ * ahead what comes next:
+ *
+ * - renewal (64 bits): the id of the running quantum and the id its continuation will have. When the
+ *   quantum ends with the first id still there, the core takes the renewal, reports the quantum and goes
+ *   on with the same process (as a kernel leaves the current task running when it is still the best pick).
+ * - start (32 bits): the id of the last task posted that the scheduler still wants run. A task can be
+ *   posted to a busy core, to follow its quantum (picked shortly before that quantum ends); the core
+ *   starts a task only if its id is still there, and otherwise reports it at once as run for 0 ms, so the
+ *   scheduler can take a posted task back by clearing the word.
  */
 import type { ProgramArgs, Registers, Syscall, SyscallResult } from '@slicelab/programs';
 import type { MemoryShared } from './memory.js';
@@ -47,13 +53,18 @@ export interface QuantumDone {
   logs: string[];
   /** the quantum this reports */
   quantum: number;
-  /** the core took a renewal and runs the same process on, in quantum nextQuantum(quantum) */
-  renewed: boolean;
+  /** the id of the quantum the core went on with for the same process (a renewal taken), or 0 */
+  renewedAs: number;
 }
 
 /** The id after `id`: positive Int32 values that wrap, so 0 never names a quantum and means "none". */
 export function nextQuantum(id: number): number {
   return (id % 0x7fff_ffff) + 1;
+}
+
+/** The renewal word's value for "quantum `running` goes on as quantum `next`". */
+export function renewalWord(running: number, next: number): bigint {
+  return (BigInt(running) << 32n) | BigInt(next);
 }
 
 export type FromCore = QuantumDone | { kind: 'ready' };

@@ -3,17 +3,20 @@
  * `step(regs, ctx)` until the quantum is used up or the step returns a system call, a memory access
  * faults, or the program throws; then it reports the registers, the time really used and why it stopped.
  * A quantum that runs out while the scheduler has renewed it is reported and followed at once by the
- * next one for the same process (see core-protocol.ts).
+ * next one for the same process; a task the scheduler has taken back is reported unrun (see
+ * core-protocol.ts).
  * Processes are data: the core keeps nothing of a process between quanta but its container's memory.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { getProgram, xorshift32, type StepContext, type SyscallResult } from '@slicelab/programs';
 import { GuestMemory, MemoryFault } from './memory.js';
 import { threadCpuClock } from './thread-cpu.js';
-import { nextQuantum, type FromCore, type Outcome, type ToCore } from './core-protocol.js';
+import type { FromCore, Outcome, ToCore } from './core-protocol.js';
 
 const port = parentPort!;
-const renewal = new Int32Array((workerData as { renewal: SharedArrayBuffer }).renewal);
+const shared = workerData as { renewal: SharedArrayBuffer; start: SharedArrayBuffer };
+const renewal = new BigInt64Array(shared.renewal);
+const start = new Int32Array(shared.start);
 const memories = new Map<number, GuestMemory>();
 const clock = () => performance.timeOrigin + performance.now();
 
@@ -28,6 +31,13 @@ port.on('message', (message: ToCore) => {
 
 /** Runs the task's quantum, and each renewal of it, posting one report per quantum. */
 function run(task: Extract<ToCore, { kind: 'run' }>): void {
+  if (Atomics.compareExchange(start, 0, task.quantum, 0) !== task.quantum) {
+    // taken back before it began: nothing ran, the registers go back as they came
+    port.postMessage({
+      kind: 'done', gpid: task.gpid, regs: task.regs, rand: task.rand, usedMs: 0, wallMs: 0, steps: 0, outcome: undefined, logs: [], quantum: task.quantum, renewedAs: 0,
+    } satisfies FromCore);
+    return;
+  }
   const memory = memories.get(task.container);
   const program = getProgram(task.program);
   let rand = task.rand;
@@ -80,13 +90,16 @@ function run(task: Extract<ToCore, { kind: 'run' }>): void {
     }
     const ended = clock();
     const cpu = cpuMs();
-    const renewed = outcome === undefined && Atomics.compareExchange(renewal, 0, quantum, 0) === quantum;
+    const word = Atomics.load(renewal, 0);
+    const renewedAs = outcome === undefined && word >> 32n === BigInt(quantum) && Atomics.compareExchange(renewal, 0, word, 0n) === word
+      ? Number(word & 0xffff_ffffn)
+      : 0;
     port.postMessage({
       kind: 'done', gpid: task.gpid, regs: task.regs, rand, usedMs: Math.max(0, cpu - cpuBefore), wallMs: ended - began,
-      steps, outcome, logs, quantum, renewed,
+      steps, outcome, logs, quantum, renewedAs,
     } satisfies FromCore);
-    if (!renewed) return;
-    quantum = nextQuantum(quantum);
+    if (!renewedAs) return;
+    quantum = renewedAs;
     logs = [];
     began = ended;
     cpuBefore = cpu;

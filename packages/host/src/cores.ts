@@ -1,14 +1,13 @@
 /**
- * The host's cores: one worker thread per emulated core. A core is either idle or running one process
- * for one quantum, or for a row of quanta while the scheduler renews them; each quantum's report goes to
- * the listener given to `run`, and the core is free again after a report that was not renewed. A core
- * whose worker dies (it should not:
- * programs that throw are caught inside) is replaced, and the process it ran is reported as crashed.
- * The thread starts with the first container the core is given: a host with nothing to run keeps
- * no isolates (about 10 MB resident each, measured by `bench startup`).
+ * The host's cores: one worker thread per emulated core. A core runs the tasks posted to it in order,
+ * one process for one quantum each, or for a row of quanta while the scheduler renews them; each
+ * quantum's report goes to the listener given to `run`, and a task is done after a report that was not
+ * renewed. A core whose worker dies (it should not: programs that throw are caught inside) is replaced,
+ * and the process it ran is reported as crashed. The thread starts with the first container the core is
+ * given: a host with nothing to run keeps no isolates (about 12 MB resident each).
  */
 import { Worker } from 'node:worker_threads';
-import { nextQuantum, type FromCore, type QuantumDone, type ToCore } from './core-protocol.js';
+import { nextQuantum, renewalWord, type FromCore, type QuantumDone, type ToCore } from './core-protocol.js';
 import type { MemoryShared } from './memory.js';
 
 /**
@@ -21,29 +20,54 @@ export const coreEntry = new URL('./core-worker.js', import.meta.url);
 
 export type RunTask = Omit<Extract<ToCore, { kind: 'run' }>, 'quantum'>;
 
+interface Posted {
+  task: RunTask;
+  quantum: number;
+  report: (done: QuantumDone) => void;
+}
+
 export class Core {
   private worker?: Worker;
-  private pending?: { task: RunTask; quantum: number; report: (done: QuantumDone) => void };
+  /** tasks posted and not finished, in the order the core will get to them: the first is on the core */
+  private readonly posted: Posted[] = [];
   private readonly attached = new Map<number, MemoryShared>();
-  /** the renewal word shared with the worker (see core-protocol.ts) */
-  private readonly renewal = new Int32Array(new SharedArrayBuffer(4));
+  /** the words shared with the worker (see core-protocol.ts) */
+  private readonly renewal = new BigInt64Array(new SharedArrayBuffer(8));
+  private readonly start = new Int32Array(new SharedArrayBuffer(4));
   private lastQuantum = 0;
   private closed = false;
 
   constructor(readonly index: number) {}
 
   get busy(): boolean {
-    return this.pending !== undefined;
+    return this.posted.length > 0;
+  }
+
+  /**
+   * Posts a task: on an idle core it starts at once, on a busy one it follows the tasks before it.
+   * `report` hears of its quantum and of every renewal, until a report that was not renewed.
+   */
+  run(task: RunTask, report: (done: QuantumDone) => void): void {
+    const quantum = this.newQuantum();
+    this.posted.push({ task, quantum, report });
+    Atomics.store(this.start, 0, quantum);
+    this.post({ ...task, quantum });
+  }
+
+  /** Takes back the last task posted, unless the core has begun it: it is then reported unrun. */
+  withdraw(): void {
+    Atomics.store(this.start, 0, 0);
   }
 
   /** The process on this core keeps it when its current quantum ends. */
   renew(): void {
-    if (this.pending) Atomics.store(this.renewal, 0, this.pending.quantum);
+    const current = this.posted[0];
+    if (current) Atomics.store(this.renewal, 0, renewalWord(current.quantum, this.newQuantum()));
   }
 
   /** Takes back a renewal the core has not taken yet: the current quantum is the process's last. */
   revoke(): void {
-    Atomics.store(this.renewal, 0, 0);
+    Atomics.store(this.renewal, 0, 0n);
   }
 
   attach(container: number, memory: MemoryShared): void {
@@ -56,15 +80,6 @@ export class Core {
     this.post({ kind: 'detach', container });
   }
 
-  /** Starts a quantum; `report` hears of it and of every renewal until one that was not renewed. */
-  run(task: RunTask, report: (done: QuantumDone) => void): void {
-    if (this.pending) throw new Error(`core ${this.index} is busy`);
-    this.revoke();
-    const quantum = this.lastQuantum = nextQuantum(this.lastQuantum);
-    this.pending = { task, quantum, report };
-    this.post({ ...task, quantum });
-  }
-
   async close(): Promise<void> {
     this.closed = true;
     await this.worker?.terminate();
@@ -75,18 +90,19 @@ export class Core {
     this.worker!.postMessage(message);
   }
 
+  private newQuantum(): number {
+    this.lastQuantum = nextQuantum(this.lastQuantum);
+    return this.lastQuantum;
+  }
+
   private spawn(): void {
-    this.worker = new Worker(coreEntry, { name: `core${this.index}`, workerData: { renewal: this.renewal.buffer } });
+    this.worker = new Worker(coreEntry, { name: `core${this.index}`, workerData: { renewal: this.renewal.buffer, start: this.start.buffer } });
     this.worker.on('message', (message: FromCore) => {
-      const pending = this.pending;
-      if (message.kind !== 'done' || !pending) return;
-      if (message.renewed) {
-        pending.quantum = this.lastQuantum = nextQuantum(message.quantum);
-      } else {
-        this.pending = undefined;
-        this.revoke();
-      }
-      pending.report(message);
+      const current = this.posted[0];
+      if (message.kind !== 'done' || current?.quantum !== message.quantum) return;
+      if (message.renewedAs) current.quantum = message.renewedAs;
+      else this.posted.shift();
+      current.report(message);
     });
     this.worker.on('error', (error) => this.replace(`core ${this.index} failed: ${error.message}`));
     this.worker.on('exit', () => this.replace(`core ${this.index} exited`));
@@ -96,15 +112,16 @@ export class Core {
     if (this.closed || !this.worker) return;
     this.worker.removeAllListeners();
     void this.worker.terminate();
-    const pending = this.pending;
-    this.pending = undefined;
+    const lost = this.posted.splice(0);
     this.revoke();
+    this.withdraw();
     this.spawn();
     for (const [container, memory] of this.attached) this.post({ kind: 'attach', container, memory });
-    if (pending) {
-      pending.report({
-        kind: 'done', gpid: pending.task.gpid, regs: pending.task.regs, rand: pending.task.rand,
-        usedMs: 0, wallMs: 0, steps: 0, outcome: { sys: 'crash', message: reason }, logs: [], quantum: pending.quantum, renewed: false,
+    // the task on the core crashed with it; the ones behind it never began
+    for (const [i, { task, quantum, report }] of lost.entries()) {
+      report({
+        kind: 'done', gpid: task.gpid, regs: task.regs, rand: task.rand, usedMs: 0, wallMs: 0, steps: 0,
+        outcome: i === 0 ? { sys: 'crash', message: reason } : undefined, logs: [], quantum, renewedAs: 0,
       });
     }
   }

@@ -295,7 +295,7 @@ export class Machine {
     const container = process.container;
     process.cpuMs += report.usedMs;
     for (const line of report.logs) container.log(`[${process.pid}] ${line}`);
-    if (report.renewed) {
+    if (report.renewedAs) {
       // still on its core: the registers are a snapshot, for ps and top; a kill takes effect at the next report
       if (process.state === 'running') {
         process.regs = report.regs;
@@ -314,8 +314,8 @@ export class Machine {
     process.state = 'runnable';
     process.regs = report.regs;
     process.rand = report.rand;
-    // a step that faulted before it ran keeps the result it has not seen yet
-    if (report.steps > 0 || report.outcome?.sys !== 'fault') process.ret = undefined;
+    // a step that faulted before it ran, or a task taken back before it began, keeps the result it has not seen yet
+    if (report.steps > 0) process.ret = undefined;
     this.throttleHigh(container);
     const began = performance.now();
     this.syscall(process, report);

@@ -407,3 +407,18 @@ test.serial('renewal: a newcomer, a freeze and a kill each take the core back fr
   t.true(await until(() => m.scheduler.cores.every((core) => !core.busy)), 'the killed process left its core');
   t.is(single(m, 'first', 'memory.current'), 0);
 });
+
+test.serial('pick ahead: a group of three processes on one core takes turns, each process a third', async (t) => {
+  const m = machine(t, { cores: 1 });
+  m.run({ name: 'trio', program: 'cpu-burn', args: { procs: 3 } });
+  t.true(await until(() => m.inspect('trio').processes.length === 3));
+  const cpu = () => m.inspect('trio').processes.map((p) => p.cpuMs);
+  const before = cpu();
+  await sleep(1500);
+  const used = cpu().map((ms, i) => ms - before[i]!);
+  const total = used.reduce((a, b) => a + b, 0);
+  t.true(total > 300, `the core ran the group ${total.toFixed(0)} ms`);
+  // the next process is posted to the core before each quantum ends, in the group's turn order
+  for (const ms of used) t.true(Math.abs(ms / total - 1 / 3) < 0.1, `shares ${used.map((u) => (u / total).toFixed(2)).join(' ')}`);
+  t.is(m.scheduler.renewals, 0, 'a process with runnable siblings is never renewed');
+});

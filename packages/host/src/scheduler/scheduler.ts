@@ -5,11 +5,14 @@
  * (bandwidth.ts), by its credit baseline, by cgroup.freeze, by memory.high throttling, by cpuset.cpus and
  * by how many cores it may use at once. Usage is what the core measured, never what was granted.
  *
- * A running quantum is renewed (core-protocol.ts) while its process is its group's only runnable one,
- * nothing holds the group back, and the policy would pick that group again for the core: the same
- * decision the pick would make when the quantum ends, made ahead and taken back at once when anything
- * changes (every event ends in `kick`, which reviews each busy core). Only unlimited groups are renewed:
- * a group under cpu.max or a credit baseline gets each quantum sized to its runtime at dispatch.
+ * A core need not wait on the main thread between quanta (core-protocol.ts). A running quantum is
+ * renewed while its process is its group's only runnable one, nothing holds the group back, and the
+ * policy would pick that group again for the core: the decision the pick would make when the quantum
+ * ends, made ahead and taken back at once when anything changes (every event ends in `kick`, which
+ * reviews each busy core). Only unlimited groups are renewed: a group under cpu.max or a credit baseline
+ * gets each quantum sized to its runtime at dispatch. Otherwise the next pick for a busy core is made
+ * `pickAheadMs` before its quantum ends and posted to follow it: a process of another group, or the
+ * next of the same group's processes in turn.
  */
 import type { QuantumDone } from '../core-protocol.js';
 import type { Core, RunTask } from '../cores.js';
@@ -83,6 +86,11 @@ export interface SchedulerOptions {
 
 /** A quantum shorter than this is not worth a dispatch. */
 const minQuantumMs = 0.05;
+/**
+ * How long before a busy core's quantum ends the scheduler picks what follows it: enough for the pick
+ * to reach the core in time, little enough that the pick sees nearly the state it would see at the end.
+ */
+const pickAheadMs = 2;
 
 export class Scheduler {
   policy: Policy;
@@ -101,6 +109,11 @@ export class Scheduler {
   private closed = false;
   /** the process on each core, by core index */
   private readonly onCore: Array<Runnable | undefined> = [];
+  /** the process posted to follow it, with its quantum */
+  private readonly queued: Array<{ process: Runnable; quantum: number } | undefined> = [];
+  /** when each core's current quantum ends, and the timer for the pick ahead of that */
+  private readonly quantumEnds: number[] = [];
+  private readonly pickTimers: Array<NodeJS.Timeout | undefined> = [];
   /** processes taken out while on a core (killed, stopped): never renewed, gone at their last report */
   private readonly leaving = new Set<Runnable>();
 
@@ -170,6 +183,9 @@ export class Scheduler {
       this.policy.wake(group, [...this.groups].filter((g) => g.active && !g.frozen));
       this.record(group, 1, 0);
     }
+    if (frozen) {
+      for (const core of this.cores) if (this.queued[core.index]?.process.group === group) this.withdraw(core);
+    }
     this.kick();
   }
 
@@ -182,6 +198,11 @@ export class Scheduler {
     if (core >= 0) {
       this.leaving.add(process);
       this.cores[core]!.revoke();
+    }
+    for (const other of this.cores) {
+      if (this.queued[other.index]?.process !== process) continue;
+      this.leaving.add(process);
+      this.withdraw(other);
     }
     const index = process.group.queue.indexOf(process);
     if (index < 0) return false;
@@ -199,19 +220,61 @@ export class Scheduler {
       const candidates = this.candidates(core.index, now);
       if (candidates.length === 0) continue;
       const group = this.policy.pick(candidates) as SchedGroup;
-      this.dispatch(core, group, now);
+      const { process, quantum } = this.dispatch(core, group, now);
+      this.onCore[core.index] = process;
+      this.quantumEnds[core.index] = now + quantum;
     }
-    for (const core of this.cores) {
-      const running = this.onCore[core.index];
-      if (running && this.renewable(core, running, now)) core.renew();
-      else core.revoke();
-    }
+    for (const core of this.cores) this.review(core, now);
     this.busyMs += performance.now() - began;
   }
 
   close(): void {
     this.closed = true;
     clearTimeout(this.wakeTimer);
+    for (const timer of this.pickTimers) clearTimeout(timer);
+  }
+
+  /** A busy core's process keeps it, or the pick of what follows it is timed for just before its quantum ends. */
+  private review(core: Core, now: number): void {
+    const i = core.index;
+    const running = this.onCore[i];
+    if (running && !this.queued[i] && this.renewable(core, running, now)) {
+      core.renew();
+      this.cancelPickAhead(i);
+      return;
+    }
+    core.revoke();
+    if (running && !this.queued[i] && !this.pickTimers[i]) {
+      this.pickTimers[i] = setTimeout(() => this.pickAhead(core), Math.max(0, this.quantumEnds[i]! - pickAheadMs - now));
+    }
+  }
+
+  /** Picks what follows the quantum on `core` and posts it there, unless the process on it keeps it. */
+  private pickAhead(core: Core): void {
+    const i = core.index;
+    this.pickTimers[i] = undefined;
+    const running = this.onCore[i];
+    if (this.closed || !running || this.queued[i]) return;
+    const began = performance.now();
+    const now = this.now();
+    if (this.renewable(core, running, now)) {
+      core.renew();
+    } else {
+      const candidates = this.candidates(i, now);
+      if (candidates.length > 0) this.queued[i] = this.dispatch(core, this.policy.pick(candidates) as SchedGroup, now);
+    }
+    this.busyMs += performance.now() - began;
+  }
+
+  private cancelPickAhead(core: number): void {
+    clearTimeout(this.pickTimers[core]);
+    this.pickTimers[core] = undefined;
+  }
+
+  /** Takes back the process posted to follow `core`'s quantum; the core reports it unrun. */
+  private withdraw(core: Core): void {
+    core.withdraw();
+    this.queued[core.index] = undefined;
   }
 
   private candidates(core: number, now: number): SchedGroup[] {
@@ -245,28 +308,25 @@ export class Scheduler {
   /** Whether `process`, on `core`, should keep it when its quantum ends (see the head of this file). */
   private renewable(core: Core, process: Runnable, now: number): boolean {
     const group = process.group;
-    if (this.leaving.has(process) || group.queue.length > 0 || group.frozen || group.holdUntil > now || (group.cpus && !group.cpus.has(core.index))) return false;
+    if (this.leaving.has(process) || this.queued[core.index] || group.queue.length > 0 || group.frozen || group.holdUntil > now || (group.cpus && !group.cpus.has(core.index))) return false;
     if (group.cpuMax || group.credit) return false;
     return this.policy.peek([...this.candidates(core.index, now), group]) === group;
   }
 
-  private dispatch(core: Core, group: SchedGroup, now: number): void {
+  /** Posts the group's next process to `core`, to run now if the core is idle or else after its current quantum. */
+  private dispatch(core: Core, group: SchedGroup, now: number): { process: Runnable; quantum: number } {
     const process = group.queue.shift()!;
     const limiter = this.limiter(group, now);
     const quantum = Math.max(minQuantumMs, Math.min(this.quantumMs, limiter ? limiter.available(now) : Infinity));
     limiter?.reserve(quantum);
     group.running++;
     group.waitedMs += now - process.runnableSince;
-    this.onCore[core.index] = process;
     this.dispatches++;
-    this.begin(core, group, quantum);
-    core.run(this.hooks.task(process, quantum), (report) => this.settle(core, process, quantum, limiter, report));
-  }
-
-  /** A quantum starts, dispatched or renewed: charged now and corrected when it ends, so the next core's pick sees this one running. */
-  private begin(core: Core, group: SchedGroup, quantum: number): void {
+    // charged when it starts and corrected when it ends, so the next core's pick sees this one running
     this.policy.charge(group, quantum);
     this.record(group, 3, core.index);
+    core.run(this.hooks.task(process, quantum), (report) => this.settle(core, process, quantum, limiter, report));
+    return { process, quantum };
   }
 
   private settle(core: Core, process: Runnable, quantum: number, limiter: Bandwidth | null, report: QuantumDone): void {
@@ -280,14 +340,25 @@ export class Scheduler {
     const systemMs = this.hooks.done(process, report);
     this.policy.charge(group, used + systemMs - quantum);
     this.record(group, 0, used);
-    if (report.renewed) {
+    const i = core.index;
+    const current = this.onCore[i] === process;
+    if (current) this.cancelPickAhead(i);
+    if (report.renewedAs) {
       // the core went on with the same process: the next quantum began when this one ended
       this.renewals++;
-      this.begin(core, group, quantum);
+      this.policy.charge(group, quantum);
+      this.record(group, 3, i);
+      this.quantumEnds[i] = this.now() + quantum;
     } else {
       group.running--;
-      this.onCore[core.index] = undefined;
       this.leaving.delete(process);
+      if (current) {
+        // the process posted to follow, if any, is on the core now
+        const next = this.queued[i];
+        this.onCore[i] = next?.process;
+        this.queued[i] = undefined;
+        if (next) this.quantumEnds[i] = this.now() + next.quantum;
+      }
       if (!group.active) {
         group.idle = true;
         this.record(group, 2, 0);
