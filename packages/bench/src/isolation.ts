@@ -144,12 +144,12 @@ export async function benchIsolation(o: IsolationOptions): Promise<IsolationResu
     };
     writeFileSync(files.json, `${JSON.stringify(result, null, 2)}\n`);
     const bars = [
-      { stress: 'machine floor (cpu, plain threads)', ...percent(floor.slowdown) },
+      { stress: 'machine floor', ...percent(floor.slowdown) },
       ...rows.map((r) => ({ stress: r.stress, ...percent(r.slowdown) })),
     ];
     await writeChart({
       $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-      title: `slicelab isolation: victim (lu) slowdown per neighbour stress (median of ${o.rounds} rounds, 95% CI)`,
+      title: `slicelab isolation: victim (lu) slowdown per neighbour stress (median of ${o.rounds} rounds, 95% CI; machine floor: plain threads, no slicelab)`,
       width: 460, height: 260,
       data: { values: bars },
       layer: [
