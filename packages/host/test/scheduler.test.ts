@@ -507,6 +507,25 @@ test('cpu.max.burst: runtime refills to min(runtime + quota, quota + burst) and 
   t.is(plain.available(500), 20);
 });
 
+test('cpu.max: a quantum that overruns its reservation is paid back next period and is not a burst', (t) => {
+  const bw = new Bandwidth(20, 100, 0, 0);
+  bw.reserve(20);
+  // the core noticed its deadline 0.3 ms late
+  bw.settle(20, 20.3);
+  t.is(bw.available(100), 19.7);
+  t.is(bw.stats.nrBursts, 0);
+  t.is(bw.stats.burstMs, 0);
+  t.is(bw.stats.peakPeriodMs, 20.3);
+  // with burst, only what the carried-over runtime paid for is a burst
+  const bursting = new Bandwidth(20, 100, 10, 0);
+  t.is(bursting.available(100), 30);
+  bursting.reserve(30);
+  bursting.settle(30, 31);
+  t.is(bursting.available(200), 19);
+  t.is(bursting.stats.nrBursts, 1);
+  t.is(bursting.stats.burstMs, 10);
+});
+
 test('cpu.max: update() changes the limits in place and keeps the counters', (t) => {
   const bw = new Bandwidth(20, 100, 0, 0);
   drive(bw, 1, 0, 500);

@@ -2,7 +2,10 @@
  * CFS bandwidth control (cpu.max, cpu.max.burst): a group may run `quota` per `period`, summed over all
  * cores; once spent it is throttled until the next period and its unused share is NOT given to others.
  * Each period the runtime refills to min(runtime + quota, quota + burst). Quanta reserve runtime when
- * dispatched and settle what they really used, so concurrent cores cannot overrun the quota.
+ * dispatched and settle what they really used, so concurrent cores cannot overrun the quota. A quantum
+ * that runs past the runtime it reserved (a core sees its deadline one step late) leaves the runtime
+ * negative: the next period pays it back, and it is not a burst, as the kernel's negative
+ * runtime_remaining is not; nr_bursts counts only use above the quota that carried-over runtime paid for.
  */
 export interface BandwidthStats {
   nrPeriods: number;
@@ -18,11 +21,14 @@ export class Bandwidth {
   runtime: number;
   private periodStart: number;
   private usedInPeriod = 0;
+  /** the runtime the current period began with: above the quota only by what earlier periods left */
+  private periodRuntime: number;
   private throttledSince?: number;
   readonly stats: BandwidthStats = { nrPeriods: 0, nrThrottled: 0, throttledMs: 0, nrBursts: 0, burstMs: 0, peakPeriodMs: 0 };
 
   constructor(public quotaMs: number, public periodMs: number, public burstMs: number, now: number) {
     this.runtime = quotaMs;
+    this.periodRuntime = quotaMs;
     this.periodStart = now;
   }
 
@@ -32,6 +38,7 @@ export class Bandwidth {
     this.periodMs = periodMs;
     this.burstMs = burstMs;
     this.runtime = Math.min(this.runtime, quotaMs + burstMs);
+    this.periodRuntime = Math.min(this.periodRuntime, quotaMs + burstMs);
   }
 
   /** Runtime left now (after any period boundaries that passed). */
@@ -66,9 +73,10 @@ export class Bandwidth {
     // the period that just ended; any later ones passed idle (nothing used, nothing throttled)
     const boundary = this.periodStart + this.periodMs;
     if (this.usedInPeriod > 0 || this.throttledSince !== undefined) this.stats.nrPeriods++;
-    if (this.usedInPeriod > this.quotaMs) {
+    const burst = Math.min(this.usedInPeriod, this.periodRuntime) - this.quotaMs;
+    if (burst > 0) {
       this.stats.nrBursts++;
-      this.stats.burstMs += this.usedInPeriod - this.quotaMs;
+      this.stats.burstMs += burst;
     }
     this.stats.peakPeriodMs = Math.max(this.stats.peakPeriodMs, this.usedInPeriod);
     if (this.throttledSince !== undefined) {
@@ -77,6 +85,7 @@ export class Bandwidth {
       this.throttledSince = undefined;
     }
     this.runtime = Math.min(this.runtime + periods * this.quotaMs, this.quotaMs + this.burstMs);
+    this.periodRuntime = this.runtime;
     this.usedInPeriod = 0;
     this.periodStart += periods * this.periodMs;
   }
