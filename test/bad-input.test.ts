@@ -52,7 +52,7 @@ const flagCases: Array<[string[], RegExp]> = [
   [['host', '--name', 'h1'], /Missing required flag nats/],
   [['host', '--nats', 'nats://127.0.0.1:4222', '--name', 'H_1'], /--name "H_1" must be lower-case/],
   [['host', '--nats', 'nats://127.0.0.1:4222', '--name', 'h1', '--memory', 'lots'], /not a size: "lots"/],
-  [['host', '--nats', 'nats://127.0.0.1:4222', '--name', 'h1', '--cpus', '0'], /Expected an integer greater than or equal to 1/],
+  [['host', '--nats', 'nats://127.0.0.1:4222', '--name', 'h1', '--cores', '0'], /Expected an integer greater than or equal to 1/],
   [['status', '--bogus'], /Nonexistent flag: --bogus/],
   [['status', '--cluster', 'ghost'], /cluster "ghost" is not running/],
 ];

@@ -2,6 +2,7 @@
  * The multi-machine path: hosts that join a bus on their own (`slicelab host`), and two nats-servers
  * joined as one NATS cluster with hosts on different servers, all visible to one `status`.
  */
+import { readFileSync } from 'node:fs';
 import test from 'ava';
 import { Harness, hostConfig, isAlive, pollUntil } from './harness.js';
 
@@ -19,7 +20,7 @@ test.serial('two nats-servers as one bus: launched hosts on one, a lone host on 
   t.is(up.code, 0, up.stderr);
   t.is(h.runFile('spread')!.nats, undefined, 'no embedded server when the config names one');
 
-  const lone = h.start(['host', '--nats', b.url, '--cluster', 'spread', '--name', 'h9', '--cpus', '4', '--memory', '2GiB', '--uplink', '100mbit']);
+  const lone = h.start(['host', '--nats', b.url, '--cluster', 'spread', '--name', 'h9', '--cores', '4', '--memory', '2GiB', '--uplink', '100mbit']);
   t.true(await pollUntil(() => /joined cluster spread/.test(lone.output()), 15_000), lone.output());
 
   let status: StatusJson | undefined;
@@ -28,6 +29,8 @@ test.serial('two nats-servers as one bus: launched hosts on one, a lone host on 
   const viaRunFile = await h.cliJson<StatusJson & { hosts: Array<{ cores: number; memory: number; uplink: { bandwidth: number } }> }>(['status']);
   const h9 = viaRunFile.hosts.find((x) => x.name === 'h9')!;
   t.deepEqual([h9.cores, h9.memory, h9.uplink.bandwidth], [4, 2 * 1024 ** 3, 1e8]);
+  // launched or lone, every host process runs with the host's node flags: each core collects its own garbage
+  for (const host of viaRunFile.hosts) t.true(readFileSync(`/proc/${host.pid}/cmdline`, 'utf8').split('\0').includes('--single-threaded-gc'), host.name);
 
   lone.child.kill('SIGTERM');
   t.is(await lone.exited, 0);
@@ -48,6 +51,17 @@ test.serial('lone hosts on a bus without a launcher answer discovery', async (t)
   t.deepEqual(await Promise.all(hosts.map((x) => x.exited)), [0, 0]);
 });
 
+test.serial('a lone host stops when its command is killed', async (t) => {
+  const bus = await h.nats();
+  const lone = h.start(['host', '--nats', bus.url, '--cluster', 'orphan', '--name', 'h1']);
+  t.true(await pollUntil(() => /joined/.test(lone.output()), 15_000), lone.output());
+  const status = await h.cliJson<StatusJson>(['status', '--nats', bus.url, '--cluster', 'orphan']);
+  const pid = status.hosts[0]!.pid;
+  t.true(isAlive(pid));
+  lone.child.kill('SIGKILL');
+  t.true(await pollUntil(() => !isAlive(pid), 10_000), `host pid ${pid} outlived its command`);
+});
+
 test.serial('a host stops by itself when the bus is gone for good', async (t) => {
   const bus = await h.nats();
   const lone = h.start(['host', '--nats', bus.url, '--name', 'h1']);
@@ -62,5 +76,5 @@ test.serial('a host stops by itself when the bus is gone for good', async (t) =>
 test.serial('a host that cannot reach the bus says so in one line', async (t) => {
   const result = await h.cli(['host', '--nats', 'nats://127.0.0.1:1', '--name', 'h1']);
   t.is(result.code, 1);
-  t.regex(result.stderr, /^slicelab: cannot join the bus at nats:\/\/127\.0\.0\.1:1\n$/m);
+  t.is(result.stderr, 'slicelab: cannot join the bus at nats://127.0.0.1:1\n');
 });

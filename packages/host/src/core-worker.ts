@@ -20,6 +20,9 @@ const start = new Int32Array(shared.start);
 const memories = new Map<number, GuestMemory>();
 const clock = () => performance.timeOrigin + performance.now();
 
+/** a fork refused at pids.max: one object for all, since a fork bomb meets it millions of times a second */
+const eagain: SyscallResult = Object.freeze({ ok: false, errno: 'EAGAIN' });
+
 /** this thread's CPU time, as the kernel charges it (see thread-cpu.ts) */
 const cpuMs = threadCpuClock();
 
@@ -75,7 +78,7 @@ function run(task: Extract<ToCore, { kind: 'run' }>): void {
         steps++;
         if (result?.sys === 'spawn' && !memory.forkAllowed()) {
           // refused here at pids.max: the process goes on with EAGAIN, no round trip to the host
-          ret = { ok: false, errno: 'EAGAIN' };
+          ret = eagain;
         } else if (result !== undefined) {
           outcome = result;
           break;

@@ -23,6 +23,16 @@ import { readRunFile, removeRunFile, runDir, writeRunFile, type RunFile } from '
 
 export const hostMain = fileURLToPath(import.meta.resolve('@slicelab/host/bundle'));
 
+/**
+ * Node flags every host process starts with. --single-threaded-gc: each core collects its garbage on its
+ * own thread, so the CPU goes to the container that made it. By default V8 hands collections to helper
+ * threads shared by the whole process, and a neighbour that allocates fast (a fork bomb's system calls)
+ * then takes CPU from every container without cpu.stat seeing it. V8 flags cannot change safely once
+ * the process runs (after v8.setFlagsFromString a later collection aborts the process), hence the
+ * command line.
+ */
+export const hostNodeFlags: readonly string[] = ['--single-threaded-gc'];
+
 export interface LaunchOptions {
   detached?: boolean;
   /** called as hosts register: how many of how many */
@@ -166,7 +176,7 @@ function spawnHost(spec: HostSpec, cluster: string, natsUrl: string, dir: string
   try {
     const child = spawn(
       process.execPath,
-      [hostMain, '--nats', natsUrl, '--cluster', cluster, '--spec', JSON.stringify(spec), '--launcher-pid', String(process.pid)],
+      [...hostNodeFlags, hostMain, '--nats', natsUrl, '--cluster', cluster, '--spec', JSON.stringify(spec), '--launcher-pid', String(process.pid)],
       { stdio: ['ignore', logFd, logFd] },
     );
     return { spec, child };
