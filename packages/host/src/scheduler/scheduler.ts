@@ -12,7 +12,8 @@
  * reviews each busy core). Only unlimited groups are renewed: a group under cpu.max or a credit baseline
  * gets each quantum sized to its runtime at dispatch. Otherwise the next pick for a busy core is made
  * `pickAheadMs` before its quantum ends and posted to follow it: a process of another group, or the
- * next of the same group's processes in turn.
+ * next of the same group's processes in turn. That pick counts the running process as back in its queue,
+ * as it will be when the quantum ends, so a lottery draw can give its group the core again.
  */
 import type { QuantumDone } from '../core-protocol.js';
 import type { Core, RunTask } from '../cores.js';
@@ -260,8 +261,13 @@ export class Scheduler {
     if (this.renewable(core, running, now)) {
       core.renew();
     } else {
-      const candidates = this.candidates(i, now);
-      if (candidates.length > 0) this.queued[i] = this.dispatch(core, this.policy.pick(candidates) as SchedGroup, now);
+      // the running process is in the pick as it will be when its quantum ends, back in its group's queue:
+      // a draw must be able to give its group the core again (lottery), not only the others
+      const candidates = this.candidates(i, now, running);
+      const group = candidates.length > 0 ? this.policy.pick(candidates) as SchedGroup : undefined;
+      if (group && (group !== running.group || group.queue.length > 0)) this.queued[i] = this.dispatch(core, group, now);
+      else if (group && this.continuable(core, running, now)) core.renew();
+      // else its quantum runs out and the core, idle, is filled by a fresh pick
     }
     this.busyMs += performance.now() - began;
   }
@@ -277,10 +283,16 @@ export class Scheduler {
     this.queued[core.index] = undefined;
   }
 
-  private candidates(core: number, now: number): SchedGroup[] {
+  /**
+   * The groups that may have `core` now. `ending`, a process whose quantum on this core is about to end,
+   * counts as back in its group's queue and off the core: a pick made ahead sees what the pick at the
+   * quantum's end would.
+   */
+  private candidates(core: number, now: number, ending?: Runnable): SchedGroup[] {
     const result: SchedGroup[] = [];
     for (const group of this.groups) {
-      if (group.queue.length === 0 || group.frozen || group.running >= group.maxConcurrent) continue;
+      const back = ending?.group === group && !this.leaving.has(ending) ? 1 : 0;
+      if (group.queue.length + back === 0 || group.frozen || group.running - back >= group.maxConcurrent) continue;
       if (group.cpus && !group.cpus.has(core)) continue;
       if (group.holdUntil > now) {
         this.wakeLater(group.holdUntil);
@@ -307,10 +319,14 @@ export class Scheduler {
 
   /** Whether `process`, on `core`, should keep it when its quantum ends (see the head of this file). */
   private renewable(core: Core, process: Runnable, now: number): boolean {
+    return this.continuable(core, process, now) && this.policy.peek(this.candidates(core.index, now, process)) === process.group;
+  }
+
+  /** Whether `process` may go on on `core` past its quantum without a dispatch, whatever the policy picks. */
+  private continuable(core: Core, process: Runnable, now: number): boolean {
     const group = process.group;
     if (this.leaving.has(process) || this.queued[core.index] || group.queue.length > 0 || group.frozen || group.holdUntil > now || (group.cpus && !group.cpus.has(core.index))) return false;
-    if (group.cpuMax || group.credit) return false;
-    return this.policy.peek([...this.candidates(core.index, now), group]) === group;
+    return !group.cpuMax && !group.credit;
   }
 
   /** Posts the group's next process to `core`, to run now if the core is idle or else after its current quantum. */
