@@ -53,6 +53,8 @@ const flagCases: Array<[string[], RegExp]> = [
   [['host', '--nats', 'nats://127.0.0.1:4222', '--name', 'H_1'], /--name "H_1" must be lower-case/],
   [['host', '--nats', 'nats://127.0.0.1:4222', '--name', 'h1', '--memory', 'lots'], /not a size: "lots"/],
   [['host', '--nats', 'nats://127.0.0.1:4222', '--name', 'h1', '--cores', '0'], /Expected an integer greater than or equal to 1/],
+  [['container', 'logs'], /Missing 1 required arg/],
+  [['container', 'logs', 'web', '--tail', '0'], /--tail: Expected an integer greater than or equal to 1/],
   [['status', '--bogus'], /Nonexistent flag: --bogus/],
   [['status', '--cluster', 'ghost'], /cluster "ghost" is not running/],
 ];

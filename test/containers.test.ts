@@ -317,6 +317,30 @@ test.serial('a crashing program dies alone with SIGSEGV\'s exit code', async (t)
   t.deepEqual(live(w).map((p) => p.gpid), [web.initGpid, web.sleeperGpid]);
 });
 
+test.serial('container logs shows the crash; fs works on each container\'s own rootfs', async (t) => {
+  type LogsJson = { name: string; lines: string[] };
+  const boom = await h.cliJson<LogsJson>(['container', 'logs', 'boom']);
+  t.is(boom.code, 0, boom.stderr);
+  t.true(boom.lines.some((line) => /crasher crashed/.test(line)), boom.lines.join('\n'));
+  const peer = await h.cliJson<ContainerInfo>(['container', 'run', '--host', 'h2', '--name', 'peer', '--program', 'sleeper']);
+  t.is(peer.code, 0, peer.stderr);
+  const fs = (name: string, ...args: string[]) => h.cli(['container', 'exec', name, '--program', 'fs', ...args.flatMap((a) => ['--arg', a])]);
+  t.is((await fs('web', 'op=write', 'path=/tmp/note', 'data=hello from web')).code, 0);
+  t.is((await fs('web', 'op=read', 'path=/tmp/note')).code, 0);
+  t.is((await fs('peer', 'op=read', 'path=/tmp/note')).code, 0);
+  const logs = (name: string) => h.cliJson<LogsJson>(['container', 'logs', name]);
+  const web = await poll(() => logs('web'), (l) => l.lines.some((line) => line.endsWith('] hello from web')));
+  t.true(web.lines.some((line) => line.endsWith('] hello from web')), web.lines.join('\n'));
+  const other = await poll(() => logs('peer'), (l) => l.lines.length > 0);
+  t.deepEqual(other.lines.map((line) => line.replace(/^\[\d+\] /, '')), ['fs: /tmp/note: ENOENT']);
+  const tail = await h.cli(['container', 'logs', 'web', '--tail', '1']);
+  t.is(tail.stdout, `${web.lines.at(-1)}\n`);
+  const bad = await h.cli(['container', 'exec', 'web', '--program', 'fs', '--arg', 'path=tmp/note']);
+  t.is(bad.code, 1);
+  t.is(bad.stderr, 'slicelab: fs: path: an absolute path, got "tmp/note"\n');
+  t.is((await h.cli(['container', 'rm', '--force', 'peer'])).code, 0);
+});
+
 test.serial('when pid 1 exits, the namespace ends: its orphan child is killed too', async (t) => {
   const run = await h.cliJson<ContainerInfo>(['container', 'run', '--host', 'h1', '--name', 'short', '--program', 'fork-exit', '--arg', 'code=3']);
   t.is(run.code, 0, run.stderr);

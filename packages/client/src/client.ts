@@ -134,6 +134,11 @@ export class ClusterClient {
     return this.hostRequest(await this.locate(name), 'exec', { name, program, args }, validate.processInfo);
   }
 
+  /** The container's log, oldest line first: what its processes logged, crashes and OOM kills included. */
+  async logs(name: string): Promise<string[]> {
+    return (await this.hostRequest(await this.locate(name), 'logs', { name }, validate.containerLogs)).lines;
+  }
+
   async stopContainer(name: string): Promise<ContainerInfo> {
     return this.hostRequest(await this.locate(name), 'stop', { name }, validate.containerInfo);
   }

@@ -134,6 +134,7 @@ export class Host {
         return {};
       }, counters),
       serve(nc, subjects.container(name, 'ps'), validate.noBody, () => ({ host: name, policy: this.machine.policy, containers: this.machine.ps() }), counters),
+      serve(nc, subjects.container(name, 'logs'), validate.containerRef, (r) => ({ name: r.name, lines: this.machine.logs(r.name) }), counters),
       serve(nc, subjects.cgroupGet(name), validate.cgroupGet, (r) => ({ files: this.machine.cgroupGet(r.name, r.file) }), counters),
       serve(nc, subjects.cgroupSet(name), validate.cgroupSet, (r) => ({ files: { [r.file]: this.machine.cgroupSet(r.name, r.file, r.value) } }), counters),
       serve(nc, subjects.schedulerTrace(name), validate.traceRequest, (r) => this.machine.trace(r.action), counters),

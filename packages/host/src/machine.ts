@@ -11,7 +11,7 @@
  *   Disk: the virtual disk (disk.ts)
  */
 import { SlicelabError, type ContainerInfo, type DiskSpec, type Logger, type ProcessInfo } from '@slicelab/protocol';
-import { getProgram, pageSize, programNames, type ProgramArgs } from '@slicelab/programs';
+import { getProgram, pageSize, programNames, type FsOp, type ProgramArgs, type SyscallResult } from '@slicelab/programs';
 import { defaultLimits, readCgroupFile, writeCgroupFile, cgroupFiles, type CgroupCounters, type CgroupLimits } from './cgroup.js';
 import { Container, exitCodes, type ContainerSpec, type Process } from './container.js';
 import type { QuantumDone } from './core-protocol.js';
@@ -181,6 +181,11 @@ export class Machine {
 
   inspect(name: string): ContainerInfo {
     return this.info(this.get(name));
+  }
+
+  /** The container's log: what its processes wrote with ctx.log, crashes and OOM kills; the last 200 lines. */
+  logs(name: string): string[] {
+    return [...this.get(name).logs];
   }
 
   /** Every cgroup file of a container, or one. */
@@ -374,6 +379,8 @@ export class Machine {
         process.state = 'io';
         this.disk.submit(container.io, outcome.op, Math.max(0, outcome.bytes), () => ready({ ok: true, value: outcome.bytes }));
         return;
+      case 'fs':
+        return ready(this.fs(container, outcome.op, outcome.path, outcome.data ?? ''));
       case 'fault':
         if (outcome.kind === 'oom') return this.oom(process, ready);
         // postcopy: the page is on its way; try again shortly
@@ -384,6 +391,36 @@ export class Machine {
         container.log(`[${process.pid}] ${process.program} crashed: ${outcome.message}`);
         process.killedBy = `crash: ${outcome.message}`;
         return this.exit(process, exitCodes.sigsegv);
+    }
+  }
+
+  /** The `fs` system call, on the container's own rootfs (its mount namespace). */
+  private fs(container: Container, op: FsOp, path: string, data: string): SyscallResult {
+    const fs = container.rootfs;
+    try {
+      switch (op) {
+        case 'read':
+          return { ok: true, data: new TextDecoder().decode(fs.read(path)) };
+        case 'list':
+          return { ok: true, data: fs.list(path).map((name) => `${name}\n`).join('') };
+        case 'write':
+          fs.write(path, data);
+          return { ok: true };
+        case 'append':
+          fs.append(path, data);
+          return { ok: true };
+        case 'mkdir':
+          fs.mkdir(path);
+          return { ok: true };
+        case 'remove':
+          fs.remove(path);
+          return { ok: true };
+        default:
+          return { ok: false, errno: 'EINVAL' };
+      }
+    } catch (error) {
+      if (error instanceof SlicelabError) return { ok: false, errno: error.code };
+      throw error;
     }
   }
 

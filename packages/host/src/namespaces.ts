@@ -64,9 +64,18 @@ export class UserNamespace {
 
 type Node = { kind: 'dir' } | { kind: 'file'; data: Uint8Array };
 
-/** A root filesystem: absolute paths inside the container; ".." never climbs above "/". */
+/** what a root filesystem may hold, like a tmpfs's size= (file contents; names are free) */
+export const rootfsSize = 16 * 1024 * 1024;
+
+/**
+ * A root filesystem: absolute paths inside the container; ".." never climbs above "/". Errors carry the
+ * kernel's errno names. Contents count against `capacity`, as a tmpfs's do against its size.
+ */
 export class Rootfs {
   private readonly nodes = new Map<string, Node>([['/', { kind: 'dir' }]]);
+  private used = 0;
+
+  constructor(readonly capacity = rootfsSize) {}
 
   static image(hostname: string): Rootfs {
     const fs = new Rootfs();
@@ -86,6 +95,11 @@ export class Rootfs {
     return `/${parts.join('/')}`;
   }
 
+  /** bytes of file contents held */
+  get bytes(): number {
+    return this.used;
+  }
+
   mkdir(path: string): void {
     const p = Rootfs.normalize(path);
     this.parentDir(p);
@@ -95,34 +109,77 @@ export class Rootfs {
 
   write(path: string, data: string | Uint8Array): void {
     const p = Rootfs.normalize(path);
-    this.parentDir(p);
-    if (this.nodes.get(p)?.kind === 'dir') throw new SlicelabError('EINVAL', `${p} is a directory`);
-    this.nodes.set(p, { kind: 'file', data: typeof data === 'string' ? new TextEncoder().encode(data) : data.slice() });
+    this.put(p, new Uint8Array(0), bytesOf(data));
+  }
+
+  append(path: string, data: string | Uint8Array): void {
+    const p = Rootfs.normalize(path);
+    const node = this.nodes.get(p);
+    this.put(p, node?.kind === 'file' ? node.data : new Uint8Array(0), bytesOf(data));
   }
 
   read(path: string): Uint8Array {
     const p = Rootfs.normalize(path);
     const node = this.nodes.get(p);
     if (!node) throw new SlicelabError('ENOENT', `${p}: no such file`);
-    if (node.kind === 'dir') throw new SlicelabError('EINVAL', `${p} is a directory`);
+    if (node.kind === 'dir') throw new SlicelabError('EISDIR', `${p} is a directory`);
     return node.data.slice();
   }
 
   list(path: string): string[] {
     const p = Rootfs.normalize(path);
-    if (this.nodes.get(p)?.kind !== 'dir') throw new SlicelabError('ENOENT', `${p}: no such directory`);
-    const prefix = p === '/' ? '/' : `${p}/`;
-    return [...this.nodes.keys()].filter((k) => k !== p && k.startsWith(prefix) && !k.slice(prefix.length).includes('/')).map((k) => k.slice(prefix.length)).sort();
+    const node = this.nodes.get(p);
+    if (!node) throw new SlicelabError('ENOENT', `${p}: no such directory`);
+    if (node.kind !== 'dir') throw new SlicelabError('ENOTDIR', `${p} is not a directory`);
+    return this.children(p).sort();
+  }
+
+  /** Removes a file or an empty directory (rm, rmdir). */
+  remove(path: string): void {
+    const p = Rootfs.normalize(path);
+    const node = this.nodes.get(p);
+    if (!node) throw new SlicelabError('ENOENT', `${p}: no such file or directory`);
+    if (p === '/') throw new SlicelabError('EBUSY', '/ is the root');
+    if (node.kind === 'dir' && this.children(p).length > 0) throw new SlicelabError('ENOTEMPTY', `${p} is not empty`);
+    if (node.kind === 'file') this.used -= node.data.length;
+    this.nodes.delete(p);
   }
 
   exists(path: string): boolean {
     return this.nodes.has(Rootfs.normalize(path));
   }
 
+  /** Sets file `p` to `head` followed by `tail`, within the capacity. */
+  private put(p: string, head: Uint8Array, tail: Uint8Array): void {
+    this.parentDir(p);
+    const node = this.nodes.get(p);
+    if (node?.kind === 'dir') throw new SlicelabError('EISDIR', `${p} is a directory`);
+    const old = node?.data.length ?? 0;
+    const size = head.length + tail.length;
+    if (this.used - old + size > this.capacity) throw new SlicelabError('ENOSPC', `${p}: the rootfs holds at most ${this.capacity} bytes`);
+    const data = new Uint8Array(size);
+    data.set(head);
+    data.set(tail, head.length);
+    this.nodes.set(p, { kind: 'file', data });
+    this.used += size - old;
+  }
+
+  private children(p: string): string[] {
+    const prefix = p === '/' ? '/' : `${p}/`;
+    return [...this.nodes.keys()].filter((k) => k !== p && k.startsWith(prefix) && !k.slice(prefix.length).includes('/')).map((k) => k.slice(prefix.length));
+  }
+
   private parentDir(p: string): void {
     const parent = p.slice(0, p.lastIndexOf('/')) || '/';
-    if (this.nodes.get(parent)?.kind !== 'dir') throw new SlicelabError('ENOENT', `${parent}: no such directory`);
+    const node = this.nodes.get(parent);
+    if (!node) throw new SlicelabError('ENOENT', `${parent}: no such directory`);
+    if (node.kind !== 'dir') throw new SlicelabError('ENOTDIR', `${parent} is not a directory`);
   }
+}
+
+/** Text as UTF-8; bytes copied, so that the caller cannot change a file afterwards. */
+function bytesOf(data: string | Uint8Array): Uint8Array {
+  return typeof data === 'string' ? new TextEncoder().encode(data) : data.slice();
 }
 
 /** The network namespace: the container's own nics (attached by the network layer). */

@@ -81,6 +81,26 @@ test.serial('pid namespace: init is pid 1 in every container, with distinct glob
   t.deepEqual(procs, [initA!.gpid, child.gpid].sort((x, y) => x - y));
 });
 
+test.serial('mount namespaces: each container has its own rootfs, shared by the processes in it', async (t) => {
+  const m = machine(t);
+  for (const name of ['a', 'b']) m.run({ name, program: 'sleeper', args: { run: '1ms', sleep: '1s' } });
+  const fs = async (name: string, args: Record<string, string>) => {
+    const before = m.logs(name).length;
+    const { pid } = m.exec(name, 'fs', args);
+    t.true(await until(() => !pids(m, name).includes(pid)), `fs ${JSON.stringify(args)} in ${name} exits`);
+    return m.logs(name).slice(before).map((line) => line.replace(/^\[\d+\] /, ''));
+  };
+  t.deepEqual(await fs('a', { op: 'read', path: '/etc/hostname' }), ['a']);
+  t.deepEqual(await fs('a', { op: 'write', path: '/tmp/secret', data: 'only in a' }), []);
+  // another process of the same container sees the file; the other container does not
+  t.deepEqual(await fs('a', { op: 'read', path: '/tmp/secret' }), ['only in a']);
+  t.deepEqual(await fs('b', { op: 'read', path: '/tmp/secret' }), ['fs: /tmp/secret: ENOENT']);
+  t.deepEqual(await fs('b', { op: 'list', path: '/tmp' }), []);
+  t.deepEqual(await fs('a', { op: 'list', path: '/tmp' }), ['secret']);
+  t.deepEqual(await fs('b', { op: 'read', path: '/../../etc/hostname' }), ['b']);
+  t.deepEqual(await fs('a', { op: 'remove', path: '/etc' }), ['fs: /etc: ENOTEMPTY']);
+});
+
 test.serial('an orphan left by fork-exit (run via exec) is re-parented to pid 1', async (t) => {
   const m = machine(t);
   m.run({ name: 'a', program: 'sleeper', args: { run: '1ms', sleep: '1s' } });

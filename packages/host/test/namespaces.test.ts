@@ -117,22 +117,56 @@ test('files hold copies: neither the writer nor a reader can change them afterwa
   t.is(text(fs.read('/blob')), 'again');
 });
 
+test('append adds to a file or makes it; remove takes files and empty directories only', (t) => {
+  const fs = Rootfs.image('delta');
+  fs.append('/tmp/log', 'one\n');
+  fs.append('/tmp/log', 'two\n');
+  t.is(text(fs.read('/tmp/log')), 'one\ntwo\n');
+  fs.mkdir('/tmp/d');
+  fs.write('/tmp/d/f', 'x');
+  t.is(errno(() => fs.remove('/tmp/d')), 'ENOTEMPTY');
+  t.is(errno(() => fs.remove('/')), 'EBUSY');
+  t.is(errno(() => fs.remove('/tmp/nothing')), 'ENOENT');
+  fs.remove('/tmp/d/f');
+  fs.remove('/tmp/d');
+  fs.remove('/tmp/log');
+  t.deepEqual(fs.list('/tmp'), []);
+});
+
+test('a rootfs holds at most its capacity; a refused write leaves the file as it was', (t) => {
+  const fs = new Rootfs(10);
+  fs.write('/a', '12345');
+  fs.append('/a', '678');
+  t.is(fs.bytes, 8);
+  t.is(errno(() => fs.append('/a', '901')), 'ENOSPC');
+  t.is(errno(() => fs.write('/b', '901')), 'ENOSPC');
+  t.is(text(fs.read('/a')), '12345678');
+  t.false(fs.exists('/b'));
+  // rewriting a file frees what it held first
+  fs.write('/a', '0123456789');
+  t.is(fs.bytes, 10);
+  fs.remove('/a');
+  t.is(fs.bytes, 0);
+  fs.write('/b', '0123456789');
+});
+
 test('rootfs errors: missing parents and files, directories where files are expected', (t) => {
   const fs = Rootfs.image('gamma');
   t.is(errno(() => fs.write('/nowhere/file', 'x')), 'ENOENT');
   t.is(errno(() => fs.mkdir('/a/b')), 'ENOENT');
   t.is(errno(() => fs.read('/etc/shadow')), 'ENOENT');
   t.is(errno(() => fs.list('/nowhere')), 'ENOENT');
-  t.is(errno(() => fs.list('/etc/hostname')), 'ENOENT');
+  t.is(errno(() => fs.list('/etc/hostname')), 'ENOTDIR');
   // a file is not a directory to create things in
-  t.is(errno(() => fs.write('/etc/hostname/x', 'x')), 'ENOENT');
-  t.is(errno(() => fs.mkdir('/etc/hostname/x')), 'ENOENT');
+  t.is(errno(() => fs.write('/etc/hostname/x', 'x')), 'ENOTDIR');
+  t.is(errno(() => fs.mkdir('/etc/hostname/x')), 'ENOTDIR');
   t.is(errno(() => fs.mkdir('/etc')), 'EEXIST');
   t.is(errno(() => fs.mkdir('/etc/hostname')), 'EEXIST');
   t.is(errno(() => fs.mkdir('/')), 'EEXIST');
-  t.is(errno(() => fs.read('/etc')), 'EINVAL');
-  t.is(errno(() => fs.write('/etc', 'x')), 'EINVAL');
-  t.is(errno(() => fs.write('/', 'x')), 'EINVAL');
+  t.is(errno(() => fs.read('/etc')), 'EISDIR');
+  t.is(errno(() => fs.write('/etc', 'x')), 'EISDIR');
+  t.is(errno(() => fs.write('/', 'x')), 'EISDIR');
+  t.is(errno(() => fs.append('/etc', 'x')), 'EISDIR');
   // nothing of the refused operations was left behind
   t.false(fs.exists('/nowhere'));
   t.false(fs.exists('/a'));

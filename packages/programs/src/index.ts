@@ -7,6 +7,7 @@ import { cpuBurn } from './cpu-burn.js';
 import { crasher } from './crasher.js';
 import { forkExit } from './fork-exit.js';
 import { forkBomb } from './fork-bomb.js';
+import { fs } from './fs.js';
 import { heartbeat } from './heartbeat.js';
 import { ioStress } from './io-stress.js';
 import { lu } from './lu.js';
@@ -19,13 +20,14 @@ export { burnChunk, burnIterations, cpuBurn } from './cpu-burn.js';
 export { crasher } from './crasher.js';
 export { forkBomb } from './fork-bomb.js';
 export { forkExit } from './fork-exit.js';
+export { fs, fsDataMax } from './fs.js';
 export { heartbeat } from './heartbeat.js';
 export { ioStress } from './io-stress.js';
 export { lu, luEliminate, luFillBudget, luFillRows, luReference, luResidual, luStepBudget } from './lu.js';
 export { memWriter, pagesPerStep } from './mem-writer.js';
 export { sleeper } from './sleeper.js';
 
-const all: readonly Program[] = [cpuBurn, memWriter, ioStress, forkBomb, sleeper, lu, heartbeat, forkExit, crasher];
+const all: readonly Program[] = [cpuBurn, memWriter, ioStress, forkBomb, sleeper, lu, heartbeat, forkExit, crasher, fs];
 
 export const programs: ReadonlyMap<string, Program> = new Map(all.map((program) => [program.name, program]));
 

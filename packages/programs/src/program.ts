@@ -66,9 +66,17 @@ export type Syscall =
   /** give back a region from alloc: its pages are uncharged and read as zero again */
   | { sys: 'free'; addr: number }
   /** a disk request on the host's virtual disk; the process sleeps until it completes */
-  | { sys: 'io'; op: 'read' | 'write'; bytes: number };
+  | { sys: 'io'; op: 'read' | 'write'; bytes: number }
+  /**
+   * the container's own root filesystem (mount namespace): read gives ret.data, list the names in a
+   * directory, one per line; errno ENOENT, EEXIST, EISDIR, ENOTDIR, ENOTEMPTY, ENOSPC
+   */
+  | { sys: 'fs'; op: FsOp; path: string; data?: string };
 
-export type SyscallResult = { ok: true; value?: number } | { ok: false; errno: string };
+export const fsOps = ['list', 'read', 'write', 'append', 'mkdir', 'remove'] as const;
+export type FsOp = (typeof fsOps)[number];
+
+export type SyscallResult = { ok: true; value?: number; data?: string } | { ok: false; errno: string };
 
 /** undefined: keep going (the core runs the next step while the quantum lasts) */
 export type StepResult = Syscall | undefined;

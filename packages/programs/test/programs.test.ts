@@ -10,7 +10,7 @@ import { performance } from 'node:perf_hooks';
 import {
   getProgram, luReference, luResidual, pageSize, pagesPerStep, programNames, programs,
   type MemoryAccess, type Program, type ProgramArgs, type Registers, type StepContext, type StepResult,
-  type SyscallResult,
+  type Syscall, type SyscallResult,
 } from '../src/index.js';
 
 /** What a core sees when a memory access cannot complete: the step runs again later. */
@@ -125,6 +125,8 @@ class Machine {
   readonly spawns: Array<{ parent: number; program: string; args: ProgramArgs | undefined }> = [];
   readonly io: Array<{ op: string; bytes: number }> = [];
   readonly logs: string[] = [];
+  readonly fsCalls: Array<Extract<Syscall, { sys: 'fs' }>> = [];
+  readonly files = new Map<string, string>();
   /** how long each step of each program took (ms), faulted steps left out */
   readonly timing = new Map<string, number[]>();
   clock = 0;
@@ -242,6 +244,14 @@ class Machine {
       case 'io':
         this.io.push({ op: call.op, bytes: call.bytes });
         return { ok: true };
+      case 'fs': {
+        // a flat table of files is enough to drive the program; the rootfs itself is tested in the host
+        this.fsCalls.push(call);
+        if (call.op === 'write') this.files.set(call.path, call.data ?? '');
+        if (call.op !== 'read') return { ok: true };
+        const data = this.files.get(call.path);
+        return data === undefined ? { ok: false, errno: 'ENOENT' } : { ok: true, data };
+      }
     }
   }
 
@@ -265,7 +275,7 @@ function readF64s(mem: TestMemory, addr: number, count: number): Float64Array {
   return new Float64Array(mem.bytes.buffer.slice(addr, addr + count * 8));
 }
 
-const allNames = ['cpu-burn', 'crasher', 'fork-bomb', 'fork-exit', 'heartbeat', 'io-stress', 'lu', 'mem-writer', 'sleeper'];
+const allNames = ['cpu-burn', 'crasher', 'fork-bomb', 'fork-exit', 'fs', 'heartbeat', 'io-stress', 'lu', 'mem-writer', 'sleeper'];
 
 test('the registry holds every program under its own name', (t) => {
   t.deepEqual(programNames(), allNames);
@@ -325,6 +335,11 @@ const badArgs: Array<[string, ProgramArgs, string | RegExp]> = [
   ['heartbeat', { interval: '0ms' }, /^heartbeat: interval: must be more than zero/],
   ['heartbeat', { interval: '1' }, /^heartbeat: interval: duration "1" needs a unit/],
   ['heartbeat', { period: '1ms' }, /^heartbeat: unknown arg "period" \(accepted: interval\)/],
+  ['fs', { op: 'chmod' }, 'fs: op: one of list, read, write, append, mkdir, remove, got "chmod"'],
+  ['fs', { path: 'etc/hostname' }, 'fs: path: an absolute path, got "etc/hostname"'],
+  ['fs', { op: 'read', path: '/x', data: 'y' }, 'fs: data: only for op=write or op=append'],
+  ['fs', { op: 'write', path: '/x', data: 'y'.repeat(64 * 1024 + 1) }, 'fs: data: at most 65536 characters, got 65537'],
+  ['fs', { mode: '600' }, /^fs: unknown arg "mode" \(accepted: op, path, data\)/],
 ];
 
 test('init refuses bad args with one line naming the program and the arg', (t) => {
@@ -547,10 +562,28 @@ test('sleeper: runs `run` ms inside its steps, then sleeps `sleep` ms', (t) => {
   t.deepEqual(proc.sleeps, new Array(10).fill(5));
 });
 
+test('fs: one file call, what it read logged line by line, exit 0; a failed call logged with its errno, exit 1', (t) => {
+  const machine = new Machine();
+  const write = machine.start('fs', { op: 'write', path: '/tmp/notes', data: 'one\ntwo\n' });
+  machine.run(10);
+  t.is(write.exitCode, 0);
+  t.is(machine.metrics(write).bytes, 8);
+  const read = machine.start('fs', { op: 'read', path: '/tmp/notes' });
+  machine.run(10);
+  t.is(read.exitCode, 0);
+  t.is(machine.metrics(read).bytes, 8);
+  t.deepEqual(machine.logs, ['one', 'two']);
+  const missing = machine.start('fs', { op: 'read', path: '/nowhere' });
+  machine.run(10);
+  t.is(missing.exitCode, 1);
+  t.is(machine.logs.at(-1), 'fs: /nowhere: ENOENT');
+  t.deepEqual(machine.fsCalls.map((c) => `${c.op} ${c.path}`), ['write /tmp/notes', 'read /tmp/notes', 'read /nowhere']);
+});
+
 test('each step is short at default args', (t) => {
   const summary: string[] = [];
-  // fork-exit and crasher end by design after a few steps
-  for (const name of allNames.filter((n) => n !== 'fork-exit' && n !== 'crasher')) {
+  // fork-exit, crasher and fs end by design after a few steps
+  for (const name of allNames.filter((n) => n !== 'fork-exit' && n !== 'crasher' && n !== 'fs')) {
     const machine = new Machine({ memory: 80 * 1024 * 1024, pidsMax: 32 });
     machine.start(name);
     machine.run(50);

@@ -4,6 +4,7 @@
  */
 export type ErrorCode =
   | 'EINVAL' | 'ERANGE' | 'ENOENT' | 'EEXIST' | 'EAGAIN' | 'ENOMEM' | 'EBUSY' | 'EACCES' | 'ETIMEDOUT'
+  | 'EISDIR' | 'ENOTDIR' | 'ENOTEMPTY' | 'ENOSPC'
   | 'EPROTO' | 'ECONFIG' | 'ENOTRUNNING' | 'ESTALE' | 'EUNAVAILABLE' | 'EINTERNAL';
 
 export class SlicelabError extends Error {

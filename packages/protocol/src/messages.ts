@@ -174,6 +174,10 @@ export type ContainerInfo = Static<typeof ContainerInfo>;
 export const ContainerList = Type.Object({ host: Name, policy: PolicyName, containers: Type.Array(ContainerInfo) });
 export type ContainerList = Static<typeof ContainerList>;
 
+/** A container's log: its last lines, oldest first. */
+export const ContainerLogs = Type.Object({ name: Name, lines: Type.Array(Type.String({ maxLength: 4096 }), { maxItems: 1000 }) });
+export type ContainerLogs = Static<typeof ContainerLogs>;
+
 export const CgroupGet = Type.Object({ name: Name, file: Type.Optional(Type.String({ maxLength: 64 })) });
 export type CgroupGet = Static<typeof CgroupGet>;
 export const CgroupSet = Type.Object({ name: Name, file: Type.String({ maxLength: 64 }), value: Type.String({ maxLength: 4096 }) });
@@ -239,6 +243,7 @@ export const validate = {
   containerExec: validator('ContainerExec', ContainerExec),
   containerInfo: validator('ContainerInfo', ContainerInfo),
   containerList: validator('ContainerList', ContainerList),
+  containerLogs: validator('ContainerLogs', ContainerLogs),
   processInfo: validator('ProcessInfo', ProcessInfo),
   cgroupGet: validator('CgroupGet', CgroupGet),
   cgroupSet: validator('CgroupSet', CgroupSet),

@@ -6,8 +6,8 @@
  *   slicelab.<cluster>.host.<host>.status      request → HostStatus            (host answers)
  *   slicelab.<cluster>.host.<host>.ping        request → Pong                  (host answers; round trips)
  *   slicelab.<cluster>.host.<host>.heartbeat   fire-and-forget Heartbeat, every second
- *   slicelab.<cluster>.host.<host>.container.<op>  request → ContainerInfo / ContainerList / ProcessInfo
- *                                              op: run exec stop start kill rm ps
+ *   slicelab.<cluster>.host.<host>.container.<op>  request → ContainerInfo / ContainerList / ProcessInfo / ContainerLogs
+ *                                              op: run exec stop start kill rm ps logs
  *   slicelab.<cluster>.host.<host>.cgroup.get  request CgroupGet → CgroupFiles
  *   slicelab.<cluster>.host.<host>.cgroup.set  request CgroupSet → CgroupFiles (the file as it now reads)
  *   slicelab.<cluster>.host.<host>.scheduler.set  request SchedulerSet → HostStatus
@@ -19,7 +19,7 @@
  */
 export const subjectRoot = 'slicelab';
 
-export const containerOps = ['run', 'exec', 'stop', 'start', 'kill', 'rm', 'ps'] as const;
+export const containerOps = ['run', 'exec', 'stop', 'start', 'kill', 'rm', 'ps', 'logs'] as const;
 export type ContainerOp = (typeof containerOps)[number];
 
 export function clusterSubjects(cluster: string) {
