@@ -5,6 +5,13 @@
  * wiops: token buckets refilled continuously; a capped container waits while others use the device).
  * The device keeps its own clock: requests are served back to back in device time and complete by timer
  * in batches, so an IOPS rate above the timer's 1 ms resolution is still delivered.
+ *
+ * A process doing synchronous I/O has one request outstanding: between a completion and its next request
+ * its queue is empty, and a disk that served whoever is queued would split the device evenly whatever
+ * the weights. So, as BFQ does with slice_idle, a group stays active for `idleWindowMs` after a
+ * completion: the device waits for an active group that is owed service (its virtual time below the
+ * candidate's) rather than serve one that is ahead, and such a group keeps its virtual time when its
+ * next request comes. Only a group idle for longer wakes under the start-time fair queueing rule.
  */
 import type { DiskSpec } from '@slicelab/protocol';
 
@@ -35,6 +42,8 @@ interface Request {
 
 export class IoGroup {
   vtime = 0;
+  /** device time its last request completed */
+  lastDone = -Infinity;
   readonly queue: Request[] = [];
   readonly stat: IoStat = { rbytes: 0, wbytes: 0, rios: 0, wios: 0, waitedMs: 0 };
   limits: IoLimits = { rbps: null, wbps: null, riops: null, wiops: null };
@@ -83,6 +92,8 @@ interface InFlight {
 
 /** How far ahead of the wall clock the device may schedule work. */
 const horizonMs = 2;
+/** BFQ's slice_idle: how long the device waits for the next request of a group it owes service */
+export const idleWindowMs = 8;
 
 export class Disk {
   private readonly groups = new Set<IoGroup>();
@@ -107,9 +118,9 @@ export class Disk {
   }
 
   submit(group: IoGroup, op: 'read' | 'write', bytes: number, done: () => void): void {
-    // the start-time fair queueing wake rule: a group with nothing queued starts no earlier than the
-    // device's virtual time, so idling earns no credit (a request of its own in flight keeps its place)
-    if (group.queue.length === 0) group.vtime = Math.max(group.vtime, this.virtualNow);
+    // the start-time fair queueing wake rule: a group back from idle starts no earlier than the device's
+    // virtual time, so idling earns no credit (one still active keeps its place)
+    if (!this.active(group, this.now())) group.vtime = Math.max(group.vtime, this.virtualNow);
     group.queue.push({ op, bytes, queuedAt: this.now(), done });
     this.pump();
   }
@@ -136,6 +147,12 @@ export class Disk {
         if (!best || group.vtime < best.vtime) best = group;
       }
       if (!best) break;
+      const owed = this.owed(best, now);
+      if (owed !== undefined) {
+        // wait for it: its next request comes on completion, or its window closes
+        earliestReady = Math.min(earliestReady, owed);
+        break;
+      }
       const request = best.queue.shift()!;
       best.take(request, now);
       this.virtualNow = best.vtime;
@@ -149,9 +166,29 @@ export class Disk {
     if (next !== Infinity) this.wakeAt(next, now);
   }
 
+  /** A group with nothing queued: whether it still counts as busy (in flight, or within its idle window). */
+  private active(group: IoGroup, now: number): boolean {
+    return group.queue.length > 0 || now - group.lastDone < idleWindowMs || this.inFlight.some((f) => f.group === group);
+  }
+
+  /**
+   * When some active group with nothing queued is owed service before `candidate` (a smaller virtual
+   * time), the time its idle window closes (Infinity while its request is in flight); else undefined.
+   */
+  private owed(candidate: IoGroup, now: number): number | undefined {
+    let until: number | undefined;
+    for (const group of this.groups) {
+      if (group === candidate || group.queue.length > 0 || group.vtime >= candidate.vtime || !this.active(group, now)) continue;
+      const closes = this.inFlight.some((f) => f.group === group) ? Infinity : group.lastDone + idleWindowMs;
+      until = Math.min(until ?? Infinity, closes);
+    }
+    return until;
+  }
+
   private complete(now: number): void {
     while (this.inFlight.length > 0 && this.inFlight[0]!.completesAt <= now) {
-      const { group, request } = this.inFlight.shift()!;
+      const { group, request, completesAt } = this.inFlight.shift()!;
+      group.lastDone = completesAt;
       if (request.op === 'read') {
         group.stat.rbytes += request.bytes;
         group.stat.rios++;
