@@ -363,7 +363,12 @@ export class Machine {
       }
       case 'alloc': {
         const max = container.limits.memoryMax;
-        const addr = outcome.bytes > 0 && (max === null || outcome.bytes <= max) ? container.place(outcome.bytes, pageSize) : undefined;
+        if (max !== null && outcome.bytes > max) {
+          // more than memory.max could ever hold: refused at the limit, and counted there
+          container.memory.countMaxEvent();
+          return ready({ ok: false, errno: 'ENOMEM' });
+        }
+        const addr = outcome.bytes > 0 ? container.place(outcome.bytes, pageSize) : undefined;
         if (addr === undefined) return ready({ ok: false, errno: 'ENOMEM' });
         container.regions.set(addr, { addr, bytes: outcome.bytes, owner: process.gpid });
         return ready({ ok: true, value: addr });
@@ -431,18 +436,49 @@ export class Machine {
   private oom(faulting: Process, retry: (ret?: Process['ret']) => void): void {
     const container = faulting.container;
     container.events.oom++;
+    const held = this.heldPages(container);
+    let victim = faulting;
+    for (const process of container.live()) if ((held.get(process.gpid) ?? 0) > (held.get(victim.gpid) ?? 0)) victim = process;
+    this.oomKill(victim);
+    if (victim !== faulting) retry(faulting.ret);
+  }
+
+  /**
+   * memory.max written below memory.current: with nothing to reclaim (no page cache, no swap), the kernel's
+   * memory_max_write goes straight to the OOM killer, once per process, biggest first, until usage fits.
+   * A process killed on a core gives its pages back when its quantum ends, so what it held is counted
+   * off at once.
+   */
+  private shrinkTo(container: Container, maxBytes: number | null): void {
+    if (maxBytes === null) return;
+    const held = this.heldPages(container);
+    let current = container.memory.currentBytes;
+    while (current > maxBytes) {
+      const live = container.live();
+      if (live.length === 0) return;
+      const victim = live.reduce((big, p) => ((held.get(p.gpid) ?? 0) > (held.get(big.gpid) ?? 0) ? p : big));
+      container.events.oom++;
+      this.oomKill(victim);
+      current -= (held.get(victim.gpid) ?? 0) * pageSize;
+    }
+  }
+
+  /** Touched pages of each process's regions, by global pid. */
+  private heldPages(container: Container): Map<number, number> {
     const held = new Map<number, number>();
     for (const region of container.regions.values()) {
       held.set(region.owner, (held.get(region.owner) ?? 0) + container.memory.touchedPages(region.addr, region.bytes));
     }
-    let victim = faulting;
-    for (const process of container.live()) if ((held.get(process.gpid) ?? 0) > (held.get(victim.gpid) ?? 0)) victim = process;
+    return held;
+  }
+
+  private oomKill(victim: Process): void {
+    const container = victim.container;
     container.events.oomKill++;
     victim.killedBy = 'oom';
     container.log(`[${victim.pid}] ${victim.program} killed by the OOM killer (memory.max ${container.limits.memoryMax})`);
     this.options.log?.warn({ container: container.name, pid: victim.pid }, 'oom kill');
     this.exit(victim, exitCodes.sigkill);
-    if (victim !== faulting) retry(faulting.ret);
   }
 
   /** memory.high: above it the container is slowed down, never killed. */
@@ -507,6 +543,7 @@ export class Machine {
     group.cpus = limits.cpus ? new Set(limits.cpus) : null;
     this.scheduler.setFrozen(group, limits.frozen);
     container.memory.setMax(limits.memoryMax);
+    this.shrinkTo(container, limits.memoryMax);
     container.memory.setPidsMax(limits.pidsMax);
     container.io.weight = limits.ioWeight;
     container.io.limits = { ...limits.ioMax };

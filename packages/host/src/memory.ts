@@ -113,6 +113,11 @@ export class GuestMemory implements MemoryAccess {
     return Atomics.load(this.control, Ctl.Peak) * pageSize;
   }
 
+  /** memory.events max: a charge refused at the limit, counted where the host refuses it itself */
+  countMaxEvent(): void {
+    Atomics.add(this.control, Ctl.EventsMax, 1);
+  }
+
   get maxEvents(): number {
     return Atomics.load(this.control, Ctl.EventsMax);
   }

@@ -205,6 +205,28 @@ test.serial('OOM: the biggest writer over memory.max is killed, alone, inside it
   t.deepEqual(keyed(m, 'neighbour', 'memory.events'), { low: 0, high: 0, max: 0, oom: 0, oom_kill: 0 });
 });
 
+test.serial('memory.max written below memory.current OOM-kills the biggest process until it fits', async (t) => {
+  const m = machine(t);
+  m.run({ name: 'shrink', program: 'sleeper', args: { run: '1ms', sleep: '10s' }, cgroup: { 'memory.max': '64M' } });
+  const big = m.exec('shrink', 'mem-writer', { wss: '16MiB', rate: '100000' });
+  const small = m.exec('shrink', 'mem-writer', { wss: '1MiB', rate: '100000' });
+  t.true(await until(() => single(m, 'shrink', 'memory.current') >= 17 * MiB), 'both writers fill their sets');
+  m.cgroupSet('shrink', 'memory.max', '4M');
+  t.deepEqual(pids(m, 'shrink'), [1, small.pid], 'the big writer is killed at once, the small one fits');
+  t.false(pids(m, 'shrink').includes(big.pid));
+  t.like(keyed(m, 'shrink', 'memory.events'), { oom: 1, oom_kill: 1 });
+  t.true(await until(() => single(m, 'shrink', 'memory.current') === MiB), 'its pages go back');
+  t.true(m.logs('shrink').some((line) => /mem-writer killed by the OOM killer/.test(line)));
+});
+
+test.serial('an allocation larger than memory.max fails with ENOMEM and counts in memory.events max', async (t) => {
+  const m = machine(t);
+  m.run({ name: 'huge', program: 'mem-writer', args: { wss: '64MiB' }, cgroup: { 'memory.max': '32M' } });
+  t.true(await until(() => m.inspect('huge').state === 'exited'));
+  t.is(m.inspect('huge').exitCode, 12);
+  t.deepEqual(keyed(m, 'huge', 'memory.events'), { low: 0, high: 0, max: 1, oom: 0, oom_kill: 0 });
+});
+
 test.serial('pids.max 16 holds a fork bomb: pids.current never above 16, refused forks in pids.events', async (t) => {
   const m = machine(t);
   m.run({ name: 'bomb', program: 'fork-bomb', args: {}, cgroup: { 'pids.max': '16' } });
