@@ -414,6 +414,21 @@ test.serial('rm --force removes running containers', async (t) => {
   }
 });
 
+test.serial('a removed container\'s memory goes back to the OS: the host\'s rss falls again', async (t) => {
+  type RssJson = { hosts: Array<{ name: string; rss: number; lastHeartbeat: number }> };
+  const h2 = async () => (await h.cliJson<RssJson>(['status'])).hosts.find((x) => x.name === 'h2')!;
+  const run = await h.cliJson<ContainerInfo>(['container', 'run', '--host', 'h2', '--name', 'fat', '--program', 'mem-writer', '--arg', 'wss=64MiB', '--arg', 'rate=100000']);
+  t.is(run.code, 0, run.stderr);
+  const filled = await poll(() => cgroup('fat'), (files) => Number(files['memory.current']) === 64 * MiB, 40, 100);
+  t.is(Number(filled['memory.current']), 64 * MiB);
+  // the rss a heartbeat after the set was filled
+  const seen = await h2();
+  const full = await poll(h2, (x) => x.lastHeartbeat > seen.lastHeartbeat, 30, 100);
+  t.is((await h.cli(['container', 'rm', '--force', 'fat'])).code, 0);
+  const after = await poll(h2, (x) => full.rss - x.rss >= 48 * MiB, 40, 150);
+  t.true(full.rss - after.rss >= 48 * MiB, `rss ${(full.rss / MiB).toFixed(0)} MiB → ${(after.rss / MiB).toFixed(0)} MiB`);
+});
+
 test.serial('lifecycle: rm of a running container needs --force; stop, start, kill, rm', async (t) => {
   const busy = await h.cli(['container', 'rm', 'web']);
   t.is(busy.code, 1);

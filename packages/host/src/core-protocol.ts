@@ -67,4 +67,5 @@ export function renewalWord(running: number, next: number): bigint {
   return (BigInt(running) << 32n) | BigInt(next);
 }
 
-export type FromCore = QuantumDone | { kind: 'ready' };
+/** `detached`: the core holds no reference to the container's memory any more (it has collected it) */
+export type FromCore = QuantumDone | { kind: 'ready' } | { kind: 'detached'; container: number };

@@ -9,7 +9,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { getProgram, xorshift32, type StepContext, type SyscallResult } from '@slicelab/programs';
-import { GuestMemory, MemoryFault } from './memory.js';
+import { GuestMemory, MemoryFault, collectGarbage } from './memory.js';
 import { threadCpuClock } from './thread-cpu.js';
 import type { FromCore, Outcome, ToCore } from './core-protocol.js';
 
@@ -28,7 +28,12 @@ const cpuMs = threadCpuClock();
 
 port.on('message', (message: ToCore) => {
   if (message.kind === 'attach') memories.set(message.container, new GuestMemory(message.memory));
-  else if (message.kind === 'detach') memories.delete(message.container);
+  else if (message.kind === 'detach') {
+    memories.delete(message.container);
+    // the container's pages go back to the OS only once no isolate holds its buffer (see collectGarbage)
+    collectGarbage();
+    port.postMessage({ kind: 'detached', container: message.container } satisfies FromCore);
+  }
   else run(message);
 });
 

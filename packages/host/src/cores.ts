@@ -31,6 +31,8 @@ export class Core {
   /** tasks posted and not finished, in the order the core will get to them: the first is on the core */
   private readonly posted: Posted[] = [];
   private readonly attached = new Map<number, MemoryShared>();
+  /** callbacks of detach messages not yet answered, in the order they were posted */
+  private readonly detaching: Array<() => void> = [];
   /** the words shared with the worker (see core-protocol.ts) */
   private readonly renewal = new BigInt64Array(new SharedArrayBuffer(8));
   private readonly start = new Int32Array(new SharedArrayBuffer(4));
@@ -75,8 +77,11 @@ export class Core {
     this.post({ kind: 'attach', container, memory });
   }
 
-  detach(container: number): void {
+  /** The core lets go of a container's memory; `done` once it holds no reference to it. */
+  detach(container: number, done: () => void): void {
     this.attached.delete(container);
+    if (!this.worker) return done();
+    this.detaching.push(done);
     this.post({ kind: 'detach', container });
   }
 
@@ -98,6 +103,7 @@ export class Core {
   private spawn(): void {
     this.worker = new Worker(coreEntry, { name: `core${this.index}`, workerData: { renewal: this.renewal.buffer, start: this.start.buffer } });
     this.worker.on('message', (message: FromCore) => {
+      if (message.kind === 'detached') return this.detaching.shift()?.();
       const current = this.posted[0];
       if (message.kind !== 'done' || current?.quantum !== message.quantum) return;
       if (message.renewedAs) current.quantum = message.renewedAs;
@@ -113,6 +119,8 @@ export class Core {
     this.worker.removeAllListeners();
     void this.worker.terminate();
     const lost = this.posted.splice(0);
+    // the dead worker's references went with it
+    for (const done of this.detaching.splice(0)) done();
     this.revoke();
     this.withdraw();
     this.spawn();

@@ -17,7 +17,7 @@ import { Container, exitCodes, type ContainerSpec, type Process } from './contai
 import type { QuantumDone } from './core-protocol.js';
 import { Core } from './cores.js';
 import { Disk, IoGroup } from './disk.js';
-import { GuestMemory } from './memory.js';
+import { GuestMemory, collectGarbage } from './memory.js';
 import { UserNamespace } from './namespaces.js';
 import { Bandwidth } from './scheduler/bandwidth.js';
 import { CreditAccount, t2Sizes, type CreditMode } from './scheduler/credit.js';
@@ -68,6 +68,8 @@ export class Machine {
   private nextGpid = 100;
   private nextContainer = 1;
   private readonly samples = new Map<Container, { at: number; usage: number; percent: number }>();
+  /** each container's stall counters at the last pressure tick */
+  private readonly lastPressure = new Map<Container, { cpu: number; io: number }>();
   private readonly timers: NodeJS.Timeout[] = [];
 
   constructor(readonly options: MachineOptions) {
@@ -169,10 +171,13 @@ export class Machine {
     }
     this.scheduler.remove(container.group);
     this.disk.remove(container.io);
-    for (const core of this.cores) core.detach(container.id);
     this.containers.delete(name);
+    // once every core has let go (after the killed processes' last reports), no isolate holds the memory
+    let holding = this.cores.length;
+    for (const core of this.cores) core.detach(container.id, () => --holding === 0 && collectGarbage());
     this.credit.delete(container);
     this.samples.delete(container);
+    this.lastPressure.delete(container);
   }
 
   ps(): ContainerInfo[] {
@@ -648,8 +653,6 @@ export class Machine {
       this.samples.set(container, { at: now, usage, percent });
     }
   }
-
-  private lastPressure = new Map<Container, { cpu: number; io: number }>();
 
   private tickPressure(): void {
     const now = Date.now();

@@ -29,6 +29,16 @@ const enum Ctl {
   Words = 7,
 }
 
+/**
+ * A full collection in this isolate, where the host runs with --expose-gc (the launcher's
+ * hostNodeFlags). A container's memory is a SharedArrayBuffer held by the main thread and every core;
+ * its pages go back to the OS only when the last isolate drops it, and an isolate that allocates little
+ * (a core running lu) may not collect for minutes: removed containers stayed resident, 64 MiB each.
+ */
+export function collectGarbage(): void {
+  (globalThis as { gc?: () => void }).gc?.();
+}
+
 export interface MemoryShared {
   data: SharedArrayBuffer;
   dirty: SharedArrayBuffer;

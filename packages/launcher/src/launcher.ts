@@ -24,14 +24,16 @@ import { readRunFile, removeRunFile, runDir, writeRunFile, type RunFile } from '
 export const hostMain = fileURLToPath(import.meta.resolve('@slicelab/host/bundle'));
 
 /**
- * Node flags every host process starts with. --single-threaded-gc: each core collects its garbage on its
- * own thread, so the CPU goes to the container that made it. By default V8 hands collections to helper
- * threads shared by the whole process, and a neighbour that allocates fast (a fork bomb's system calls)
- * then takes CPU from every container without cpu.stat seeing it. V8 flags cannot change safely once
- * the process runs (after v8.setFlagsFromString a later collection aborts the process), hence the
- * command line.
+ * Node flags every host process starts with. V8 flags cannot change safely once the process runs (after
+ * v8.setFlagsFromString a later collection aborts the process), hence the command line.
+ * --single-threaded-gc: each core collects its garbage on its own thread, so the CPU goes to the
+ * container that made it. By default V8 hands collections to helper threads shared by the whole
+ * process, and a neighbour that allocates fast (a fork bomb's system calls) then takes CPU from every
+ * container without cpu.stat seeing it.
+ * --expose-gc: a removed container's memory is collected at once in every isolate that held it, so its
+ * pages go back to the OS (host/src/memory.ts, collectGarbage).
  */
-export const hostNodeFlags: readonly string[] = ['--single-threaded-gc'];
+export const hostNodeFlags: readonly string[] = ['--single-threaded-gc', '--expose-gc'];
 
 export interface LaunchOptions {
   detached?: boolean;
