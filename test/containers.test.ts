@@ -208,7 +208,7 @@ test.serial('cgroup set writes a file while the container runs; bad writes get t
   t.is(get.code, 0, get.stderr);
   t.is(get.stdout.trim(), '300');
   t.is(zero.code, 1);
-  oneLineError(t, zero, /cpu\.weight.*out of range/, 'cpu.weight=0');
+  oneLineError(t, zero, /^slicelab: cpu\.weight: 0 is out of range 1\.\.10000 \(ERANGE\)$/, 'cpu.weight=0');
   t.is(zeroJson.code, 1);
   t.is(zeroJson.error.code, 'ERANGE');
   t.regex(zeroJson.error.message, /out of range/);
@@ -352,9 +352,15 @@ test.serial('when pid 1 exits, the namespace ends: its orphan child is killed to
 });
 
 test.serial('host set-scheduler switches the policy while containers run; an unknown one is refused', async (t) => {
-  const lottery = await h.cliJson<{ host: string; policy: string }>(['host', 'set-scheduler', 'h1', 'lottery']);
+  type SchedulerJson = { hosts: Array<{ name: string; scheduler: { policy: string; seed: number } }> };
+  const lottery = await h.cliJson<{ host: string; policy: string; scheduler: { policy: string; seed: number } }>(['host', 'set-scheduler', 'h1', 'lottery', '--seed', '9']);
   t.is(lottery.code, 0, lottery.stderr);
-  t.deepEqual([lottery.host, lottery.policy], ['h1', 'lottery']);
+  t.deepEqual([lottery.host, lottery.policy, lottery.scheduler.policy, lottery.scheduler.seed], ['h1', 'lottery', 'lottery', 9]);
+  // status hears of it with the next heartbeat, in --json and in the table
+  const live = (x: SchedulerJson) => x.hosts.find((host) => host.name === 'h1')?.scheduler;
+  const status = await poll(() => h.cliJson<SchedulerJson>(['status']), (x) => live(x)?.policy === 'lottery', 20, 200);
+  t.deepEqual(live(status), { ...live(status)!, policy: 'lottery', seed: 9 });
+  t.regex((await h.cli(['status'])).stdout, /│ h1 .*│ lottery \(seed 9\) │/);
   const [wfq, fifo] = await Promise.all([
     h.cliJson<{ host: string; policy: string }>(['host', 'set-scheduler', 'h1', 'wfq']),
     h.cli(['host', 'set-scheduler', 'h1', 'fifo']),

@@ -13,6 +13,8 @@ export const unitFlags = {
 
 export abstract class BaseCommand extends Command {
   static override enableJsonFlag = true;
+  /** the error line names the errno too (as the kernel's would), not only --json */
+  static errnoInText = false;
 
   /** Prints a line for people; nothing with --json, where the returned object is the output. */
   protected say(line = ''): void {
@@ -35,7 +37,8 @@ export abstract class BaseCommand extends Command {
     if (this.jsonEnabled()) {
       this.logJson({ error: { code: error instanceof SlicelabError ? error.code : 'EINVAL', message: line } });
     } else {
-      process.stderr.write(`slicelab: ${line}\n`);
+      const errno = (this.constructor as typeof BaseCommand).errnoInText && error instanceof SlicelabError ? ` (${error.code})` : '';
+      process.stderr.write(`slicelab: ${line}${errno}\n`);
     }
     const exit = (error as { oclif?: { exit?: number } }).oclif?.exit;
     process.exitCode = typeof exit === 'number' && exit !== 0 ? exit : 1;

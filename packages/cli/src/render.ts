@@ -10,9 +10,10 @@ export function table(head: string[], rows: Array<Array<string | number>>): stri
 
 export function hostsTable(hosts: HostRecord[], now = Date.now()): string {
   return table(
-    ['host', 'pid', 'cores', 'memory', 'uplink', 'state', 'heartbeat', 'load', 'cpu', 'rss'],
+    ['host', 'pid', 'cores', 'memory', 'uplink', 'scheduler', 'state', 'heartbeat', 'load', 'cpu', 'rss'],
     hosts.map((h) => [
-      h.name, h.pid, h.cores, formatSize(h.memory), formatRate(h.uplink.bandwidth), h.state,
+      h.name, h.pid, h.cores, formatSize(h.memory), formatRate(h.uplink.bandwidth),
+      h.scheduler.policy === 'lottery' ? `lottery (seed ${h.scheduler.seed})` : h.scheduler.policy, h.state,
       `${formatDuration(Math.max(0, now - h.lastHeartbeat))} ago`, h.load1.toFixed(2), `${(h.elu * 100).toFixed(1)}%`, formatSize(h.rss),
     ]),
   );

@@ -324,7 +324,7 @@ const readers: Record<ReadableFile, Reader> = {
   'cgroup.procs': (_l, c) => c.procs.join('\n'),
   'cgroup.events': (l, c) => `populated ${+c.populated}\nfrozen ${+(l.frozen && c.onCores === 0)}`,
   'cgroup.freeze': (l) => `${+l.frozen}`,
-  'cpu.weight': (l) => String(Math.round((sharesOf(l.cpuWeight) * 100) / 1024)),
+  'cpu.weight': (l) => String(cpuWeightRead(l)),
   'cpu.weight.nice': (l) => String(niceOf(l.cpuWeight)),
   'cpu.max': (l) => `${orMax(l.cpuMax.quota)} ${int(l.cpuMax.period)}`,
   'cpu.max.burst': (l) => int(l.cpuMaxBurst),
@@ -370,6 +370,11 @@ export function readCgroupFile(file: string, limits: CgroupLimits, counters: Cgr
 
 // ---------------------------------------------------------------------------------------------------------
 // Writing.
+
+/** cpu.weight as it reads back: after a cpu.weight.nice write, the nice's weight in cpu.weight's scale, rounded */
+export function cpuWeightRead(limits: CgroupLimits): number {
+  return Math.round((sharesOf(limits.cpuWeight) * 100) / 1024);
+}
 
 function refuse(code: ErrorCode, file: string, problem: string): SlicelabError {
   return new SlicelabError(code, `${file}: ${problem}`);
@@ -457,7 +462,7 @@ function ioLimits(file: string, text: string, current: IoMax): IoMax {
   const [device = '', ...settings] = text.split(/\s+/);
   const parsed = /^(\d+):(\d+)$/.exec(device);
   if (!parsed) throw refuse('EINVAL', file, `"${device}" is not a device MAJ:MIN`);
-  if (`${Number(parsed[1])}:${Number(parsed[2])}` !== hostDisk) throw refuse('ENOENT', file, `no device ${device} (the host disk is ${hostDisk})`);
+  if (`${Number(parsed[1])}:${Number(parsed[2])}` !== hostDisk) throw refuse('ENODEV', file, `no device ${device} (the host disk is ${hostDisk})`);
   const next = { ...current };
   for (const setting of settings) {
     const [, key, value] = /^([^=]*)=(.*)$/.exec(setting) ?? [];

@@ -140,6 +140,8 @@ export class Host {
       serve(nc, subjects.schedulerTrace(name), validate.traceRequest, (r) => this.machine.trace(r.action), counters),
       serve(nc, subjects.schedulerSet(name), validate.schedulerSet, (r) => {
         this.machine.setPolicy(r.policy, r.seed);
+        // what status and the heartbeats report from now on
+        this.info.scheduler = { ...this.info.scheduler, policy: this.machine.policy, seed: r.seed ?? this.options.spec.scheduler.seed };
         return this.status();
       }, counters),
     );
@@ -177,7 +179,7 @@ export class Host {
   private heartbeat(): void {
     if (this.stopping || this.nc.isClosed()) return;
     publish(this.nc, this.subjects.hostHeartbeat(this.info.name), {
-      name: this.info.name, seq: this.heartbeatSeq++, at: Date.now(), ...this.load(),
+      name: this.info.name, seq: this.heartbeatSeq++, at: Date.now(), scheduler: this.info.scheduler, ...this.load(),
     });
   }
 

@@ -12,7 +12,7 @@
  */
 import { SlicelabError, type ContainerInfo, type DiskSpec, type Logger, type ProcessInfo } from '@slicelab/protocol';
 import { getProgram, pageSize, programNames, type FsOp, type ProgramArgs, type SyscallResult } from '@slicelab/programs';
-import { defaultLimits, readCgroupFile, writeCgroupFile, cgroupFiles, type CgroupCounters, type CgroupLimits } from './cgroup.js';
+import { cpuWeightRead, defaultLimits, readCgroupFile, writeCgroupFile, cgroupFiles, type CgroupCounters, type CgroupLimits } from './cgroup.js';
 import { Container, exitCodes, type ContainerSpec, type Process } from './container.js';
 import type { QuantumDone } from './core-protocol.js';
 import { Core } from './cores.js';
@@ -627,7 +627,7 @@ export class Machine {
     const live = container.live();
     return {
       name: container.name, host: this.options.host, id: container.id, program: container.spec.program, state: container.state, exitCode: container.exitCode,
-      hostname: container.hostname, createdAt: container.createdAt, cpuWeight: container.group.weight,
+      hostname: container.hostname, createdAt: container.createdAt, cpuWeight: cpuWeightRead(container.limits),
       cpuUsageMs: container.group.usageMs, cpuPercent: this.samples.get(container)?.percent ?? 0,
       memoryCurrent: container.memory.currentBytes, memoryMax: container.limits.memoryMax,
       pids: live.length, pidsMax: container.limits.pidsMax, uidMap: container.userns.toString(),

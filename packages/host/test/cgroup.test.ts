@@ -204,7 +204,7 @@ test('bad writes are refused with the kernel\'s errno and a line naming the file
     ['io.weight', '10001', 'EINVAL'],
     ['io.weight', 'heavy', 'EINVAL'],
     ['io.weight', '254:0 200', 'EINVAL'],
-    ['io.max', '8:0 rbps=1', 'ENOENT'],
+    ['io.max', '8:0 rbps=1', 'ENODEV'],
     ['io.max', 'sda rbps=1', 'EINVAL'],
     ['io.max', '254:0 rbps=0', 'ERANGE'],
     ['io.max', '254:0 speed=1', 'EINVAL'],

@@ -30,7 +30,7 @@ export class HostRegistry {
       listen(this.nc, this.subjects.anyHeartbeat, validate.heartbeat, (beat) => {
         const record = this.records.get(beat.name);
         if (!record) return;
-        Object.assign(record, { load1: beat.load1, elu: beat.elu, rss: beat.rss, containers: beat.containers, lastHeartbeat: Date.now() });
+        Object.assign(record, { load1: beat.load1, elu: beat.elu, rss: beat.rss, containers: beat.containers, scheduler: beat.scheduler, lastHeartbeat: Date.now() });
         if (record.state === 'lost') this.transition(record, 'up', 'joined');
       }, this.counters),
       listen(this.nc, this.subjects.hostEvents, validate.hostEvent, (event) => {

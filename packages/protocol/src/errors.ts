@@ -4,7 +4,7 @@
  */
 export type ErrorCode =
   | 'EINVAL' | 'ERANGE' | 'ENOENT' | 'EEXIST' | 'EAGAIN' | 'ENOMEM' | 'EBUSY' | 'EACCES' | 'ETIMEDOUT'
-  | 'EISDIR' | 'ENOTDIR' | 'ENOTEMPTY' | 'ENOSPC'
+  | 'EISDIR' | 'ENOTDIR' | 'ENOTEMPTY' | 'ENOSPC' | 'ENODEV'
   | 'EPROTO' | 'ECONFIG' | 'ENOTRUNNING' | 'ESTALE' | 'EUNAVAILABLE' | 'EINTERNAL';
 
 export class SlicelabError extends Error {

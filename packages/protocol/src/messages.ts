@@ -67,7 +67,8 @@ export const HostLoad = Type.Object({
 });
 export type HostLoad = Static<typeof HostLoad>;
 
-export const Heartbeat = Type.Composite([Type.Object({ name: Name, seq: Count, at: EpochMs }), HostLoad]);
+/** every second; it carries the scheduler in use, which `host set-scheduler` changes while the host runs */
+export const Heartbeat = Type.Composite([Type.Object({ name: Name, seq: Count, at: EpochMs, scheduler: SchedulerSpec }), HostLoad]);
 export type Heartbeat = Static<typeof Heartbeat>;
 
 export const HostStatus = Type.Composite([

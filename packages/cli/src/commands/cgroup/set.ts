@@ -9,6 +9,7 @@ export default class CgroupSet extends BaseCommand {
   static override examples = ['<%= config.bin %> cgroup set web cpu.weight=300', '<%= config.bin %> cgroup set web "cpu.max=50000 100000"'];
   static override args = { name: Args.string({ required: true, description: 'container' }), assignment: Args.string({ required: true, description: 'FILE=VALUE' }) };
   static override flags = { cluster: clusterFlag };
+  static override errnoInText = true;
 
   async run() {
     const { args, flags } = await this.parse(CgroupSet);

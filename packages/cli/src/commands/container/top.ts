@@ -12,7 +12,7 @@ export default class ContainerTop extends BaseCommand {
     cluster: clusterFlag,
     host: Flags.string({ description: 'only this host' }),
     once: Flags.boolean({ description: 'print once and exit' }),
-    interval: unitFlags.duration({ default: 1000, description: 'refresh interval, e.g. 1s' }),
+    interval: unitFlags.duration({ default: 1000, defaultHelp: async () => '1s', description: 'refresh interval, e.g. 1s' }),
   };
 
   async run() {
@@ -26,7 +26,9 @@ export default class ContainerTop extends BaseCommand {
           this.say(this.render(rows));
           return { containers: rows };
         }
-        process.stdout.write(`\x1b[2J\x1b[H${this.render(rows)}\n(every ${flags.interval} ms; Ctrl-C quits)\n`);
+        // a terminal is redrawn in place; a pipe or file gets one table after another
+        const clear = process.stdout.isTTY ? '\x1b[2J\x1b[H' : '';
+        process.stdout.write(`${clear}${this.render(rows)}\n(every ${flags.interval} ms; Ctrl-C quits)\n`);
         await sleep(flags.interval);
       }
     } finally {

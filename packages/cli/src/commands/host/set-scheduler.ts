@@ -17,8 +17,9 @@ export default class SetScheduler extends BaseCommand {
     const client = await ClusterClient.connect({ cluster: flags.cluster });
     try {
       const status = await client.setScheduler(args.host, args.policy, flags.seed);
-      this.say(`host ${args.host} now schedules with ${status.policy}`);
-      return { host: args.host, policy: status.policy };
+      const seed = status.policy === 'lottery' ? ` (seed ${status.scheduler.seed})` : '';
+      this.say(`host ${args.host} now schedules with ${status.policy}${seed}`);
+      return { host: args.host, policy: status.policy, scheduler: status.scheduler };
     } finally {
       await client.close();
     }
