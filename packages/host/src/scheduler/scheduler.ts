@@ -12,8 +12,8 @@
  * reviews each busy core). Only unlimited groups are renewed: a group under cpu.max or a credit baseline
  * gets each quantum sized to its runtime at dispatch. Otherwise the next pick for a busy core is made
  * `pickAheadMs` before its quantum ends and posted to follow it: a process of another group, or the
- * next of the same group's processes in turn. That pick counts the running process as back in its queue,
- * as it will be when the quantum ends, so a lottery draw can give its group the core again.
+ * next of the same group's processes in turn. That pick sees the groups as the pick at the quantum's end
+ * would (see `candidates`).
  */
 import type { QuantumDone } from '../core-protocol.js';
 import type { Core, RunTask } from '../cores.js';
@@ -261,13 +261,15 @@ export class Scheduler {
     if (this.renewable(core, running, now)) {
       core.renew();
     } else {
-      // the running process is in the pick as it will be when its quantum ends, back in its group's queue:
-      // a draw must be able to give its group the core again (lottery), not only the others
+      // the pick sees the groups as they will be when this quantum ends: the running process back in its
+      // group's queue (so a lottery draw can give its group the core again), and so is any process whose
+      // quantum on another core ends sooner with a follower posted there
       const candidates = this.candidates(i, now, running);
       const group = candidates.length > 0 ? this.policy.pick(candidates) as SchedGroup : undefined;
-      if (group && (group !== running.group || group.queue.length > 0)) this.queued[i] = this.dispatch(core, group, now);
-      else if (group && this.continuable(core, running, now)) core.renew();
-      // else its quantum runs out and the core, idle, is filled by a fresh pick
+      if (group && group.queue.length > 0) this.queued[i] = this.dispatch(core, group, now);
+      else if (group === running.group && this.continuable(core, running, now)) core.renew();
+      // else the group's process is still on a core: this quantum runs out, and the pick when the core
+      // is idle finds it back in its queue
     }
     this.busyMs += performance.now() - began;
   }
@@ -284,15 +286,25 @@ export class Scheduler {
   }
 
   /**
-   * The groups that may have `core` now. `ending`, a process whose quantum on this core is about to end,
-   * counts as back in its group's queue and off the core: a pick made ahead sees what the pick at the
-   * quantum's end would.
+   * The groups that may have `core` now. With `ending`, the process whose quantum on this core is about to
+   * end, the pick is made ahead, and sees what the pick at the quantum's end would: `ending` back in its
+   * group's queue and off the core, and so every process that leaves another core before then.
    */
   private candidates(core: number, now: number, ending?: Runnable): SchedGroup[] {
+    const back = new Map<SchedGroup, number>();
+    if (ending) {
+      const end = this.quantumEnds[core]!;
+      for (const other of this.cores) {
+        const process = this.onCore[other.index];
+        if (!process || this.leaving.has(process)) continue;
+        const leaves = other.index === core || (this.queued[other.index] !== undefined && this.quantumEnds[other.index]! <= end);
+        if (leaves) back.set(process.group, (back.get(process.group) ?? 0) + 1);
+      }
+    }
     const result: SchedGroup[] = [];
     for (const group of this.groups) {
-      const back = ending?.group === group && !this.leaving.has(ending) ? 1 : 0;
-      if (group.queue.length + back === 0 || group.frozen || group.running - back >= group.maxConcurrent) continue;
+      const returning = back.get(group) ?? 0;
+      if (group.queue.length + returning === 0 || group.frozen || group.running - returning >= group.maxConcurrent) continue;
       if (group.cpus && !group.cpus.has(core)) continue;
       if (group.holdUntil > now) {
         this.wakeLater(group.holdUntil);
