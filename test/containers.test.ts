@@ -370,6 +370,22 @@ test.serial('host set-scheduler switches the policy while containers run; an unk
   oneLineError(t, fifo, /fifo/, 'set-scheduler fifo');
 });
 
+test.serial('cgroup.freeze pauses a container as docker pause does: ps says so, and its CPU stops', async (t) => {
+  t.is((await h.cli(['cgroup', 'set', 'web', 'cgroup.freeze=1'])).code, 0);
+  const frozen = await poll(() => cgroup('web'), (files) => /^frozen 1$/m.test(files['cgroup.events'] ?? ''));
+  t.regex(frozen['cgroup.events']!, /^frozen 1$/m);
+  const before = await container('web');
+  t.true(before?.frozen);
+  t.is(before?.state, 'running');
+  t.truthy(tableRows((await h.cli(['container', 'ps'])).stdout).find((r) => r[0] === 'web' && r[3] === 'running (frozen)'));
+  await sleep(300);
+  t.is((await container('web'))?.cpuUsageMs, before?.cpuUsageMs, 'no CPU while frozen');
+  t.is((await h.cli(['cgroup', 'set', 'web', 'cgroup.freeze=0'])).code, 0);
+  const thawed = await poll(() => container('web'), (c) => (c?.cpuUsageMs ?? 0) > (before?.cpuUsageMs ?? 0));
+  t.false(thawed?.frozen);
+  t.true((thawed?.cpuUsageMs ?? 0) > (before?.cpuUsageMs ?? 0));
+});
+
 test.serial('bad input to container run: one line, non-zero exit, nothing created', async (t) => {
   const cases: Array<[string, string[], RegExp]> = [
     ['unknown program', ['--host', 'h1', '--name', 'bad1', '--program', 'nope'], /unknown program "nope"/],

@@ -627,7 +627,7 @@ export class Machine {
     const live = container.live();
     return {
       name: container.name, host: this.options.host, id: container.id, program: container.spec.program, state: container.state, exitCode: container.exitCode,
-      hostname: container.hostname, createdAt: container.createdAt, cpuWeight: cpuWeightRead(container.limits),
+      frozen: container.limits.frozen, hostname: container.hostname, createdAt: container.createdAt, cpuWeight: cpuWeightRead(container.limits),
       cpuUsageMs: container.group.usageMs, cpuPercent: this.samples.get(container)?.percent ?? 0,
       memoryCurrent: container.memory.currentBytes, memoryMax: container.limits.memoryMax,
       pids: live.length, pidsMax: container.limits.pidsMax, uidMap: container.userns.toString(),

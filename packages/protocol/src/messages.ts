@@ -158,6 +158,8 @@ export const ContainerInfo = Type.Object({
   program: Text,
   state: Text,
   exitCode: Type.Optional(Type.Integer()),
+  /** cgroup.freeze is 1 (docker pause): its processes stay off the cores */
+  frozen: Type.Boolean(),
   hostname: Text,
   createdAt: EpochMs,
   cpuWeight: NonNegative,

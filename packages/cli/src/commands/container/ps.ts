@@ -16,7 +16,7 @@ export default class ContainerPs extends BaseCommand {
     try {
       const containers = await client.containers(flags.host);
       this.say(table(['container', 'host', 'program', 'state', 'pids', 'cpu', 'memory', 'weight'], containers.map((c) => [
-        c.name, c.host, c.program, c.exitCode === undefined ? c.state : `${c.state} (${c.exitCode})`, c.pids,
+        c.name, c.host, c.program, c.exitCode !== undefined ? `${c.state} (${c.exitCode})` : c.frozen ? `${c.state} (frozen)` : c.state, c.pids,
         formatDuration(c.cpuUsageMs), memoryText(c.memoryCurrent, c.memoryMax), c.cpuWeight,
       ])));
       if (flags.all) {
