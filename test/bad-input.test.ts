@@ -56,6 +56,8 @@ const flagCases: Array<[string[], RegExp]> = [
   [['container', 'logs'], /Missing 1 required arg/],
   [['container', 'logs', 'web', '--tail', '0'], /--tail: Expected an integer greater than or equal to 1/],
   [['status', '--bogus'], /Nonexistent flag: --bogus/],
+  [['nosuch'], /^slicelab: unknown command "nosuch" \(see: slicelab --help\)$/],
+  [['container', 'nosuch'], /^slicelab: unknown command "container nosuch" \(see: slicelab container --help\)$/],
   [['status', '--cluster', 'ghost'], /cluster "ghost" is not running/],
 ];
 
