@@ -61,10 +61,13 @@ export class Core {
     Atomics.store(this.start, 0, 0);
   }
 
-  /** The process on this core keeps it when its current quantum ends. */
+  /**
+   * The process on this core keeps it when its current quantum ends. Not while a detach waits for its
+   * answer: the worker reads its messages only between tasks, and a renewed run never gets there.
+   */
   renew(): void {
     const current = this.posted[0];
-    if (current) Atomics.store(this.renewal, 0, renewalWord(current.quantum, this.newQuantum()));
+    if (current && this.detaching.length === 0) Atomics.store(this.renewal, 0, renewalWord(current.quantum, this.newQuantum()));
   }
 
   /** Takes back a renewal the core has not taken yet: the current quantum is the process's last. */

@@ -11,7 +11,9 @@
  * the weights. So, as BFQ does with slice_idle, a group stays active for `idleWindowMs` after a
  * completion: the device waits for an active group that is owed service (its virtual time below the
  * candidate's) rather than serve one that is ahead, and such a group keeps its virtual time when its
- * next request comes. Only a group idle for longer wakes under the start-time fair queueing rule.
+ * next request comes. Only a group idle for longer wakes under the start-time fair queueing rule. As in
+ * BFQ, the device does not wait for a group that is slow to ask again (mean think time of a window or
+ * more) nor for one capped by io.max: waiting would only idle the device that others could use.
  */
 import type { DiskSpec } from '@slicelab/protocol';
 
@@ -44,6 +46,8 @@ export class IoGroup {
   vtime = 0;
   /** device time its last request completed */
   lastDone = -Infinity;
+  /** mean ms from a completion to its next request, when it had nothing else queued or in flight (BFQ's ttime) */
+  thinkMs = 0;
   readonly queue: Request[] = [];
   readonly stat: IoStat = { rbytes: 0, wbytes: 0, rios: 0, wios: 0, waitedMs: 0 };
   limits: IoLimits = { rbps: null, wbps: null, riops: null, wiops: null };
@@ -118,9 +122,13 @@ export class Disk {
   }
 
   submit(group: IoGroup, op: 'read' | 'write', bytes: number, done: () => void): void {
+    const now = this.now();
+    if (group.queue.length === 0 && Number.isFinite(group.lastDone) && !this.inFlight.some((f) => f.group === group)) {
+      group.thinkMs = 0.75 * group.thinkMs + 0.25 * Math.min(now - group.lastDone, 4 * idleWindowMs);
+    }
     // the start-time fair queueing wake rule: a group back from idle starts no earlier than the device's
     // virtual time, so idling earns no credit (one still active keeps its place)
-    if (!this.active(group, this.now())) group.vtime = Math.max(group.vtime, this.virtualNow);
+    if (!this.active(group, now)) group.vtime = Math.max(group.vtime, this.virtualNow);
     group.queue.push({ op, bytes, queuedAt: this.now(), done });
     this.pump();
   }
@@ -179,6 +187,7 @@ export class Disk {
     let until: number | undefined;
     for (const group of this.groups) {
       if (group === candidate || group.queue.length > 0 || group.vtime >= candidate.vtime || !this.active(group, now)) continue;
+      if (group.thinkMs >= idleWindowMs || Object.values(group.limits).some((limit) => limit !== null)) continue;
       const closes = this.inFlight.some((f) => f.group === group) ? Infinity : group.lastDone + idleWindowMs;
       until = Math.min(until ?? Infinity, closes);
     }

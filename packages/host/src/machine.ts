@@ -462,6 +462,8 @@ export class Machine {
       const live = container.live();
       if (live.length === 0) return;
       const victim = live.reduce((big, p) => ((held.get(p.gpid) ?? 0) > (held.get(big.gpid) ?? 0) ? p : big));
+      // what is left over belongs to processes already killed, whose cores give it back at their reports
+      if ((held.get(victim.gpid) ?? 0) === 0) return;
       container.events.oom++;
       this.oomKill(victim);
       current -= (held.get(victim.gpid) ?? 0) * pageSize;

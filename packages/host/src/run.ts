@@ -35,9 +35,12 @@ export async function runHost(options: RunHostOptions): Promise<number> {
       if (done) return;
       done = true;
       clearInterval(watch);
-      for (const name of ['SIGINT', 'SIGTERM'] as const) process.removeListener(name, onSignal);
       log.info({ why }, 'host stopping');
-      void host.stop().then(() => resolve(code));
+      // the signal listeners stay until the host has left: a second Ctrl-C must not cut the goodbye short
+      void host.stop().then(() => {
+        for (const name of ['SIGINT', 'SIGTERM'] as const) process.removeListener(name, onSignal);
+        resolve(code);
+      });
     };
     const onSignal = (name: NodeJS.Signals) => finish(exitCodes.ok, name);
     for (const name of ['SIGINT', 'SIGTERM'] as const) process.on(name, onSignal);

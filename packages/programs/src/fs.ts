@@ -1,11 +1,15 @@
 /**
  * fs: one operation on the container's own root filesystem (its mount namespace), as `cat`, `ls`, `echo >`
  * and friends would do it: an `fs` system call, then exit. What it reads goes to the container log, one
- * line per line of the file or name in the directory; a failure logs `fs: PATH: ERRNO` and exits 1.
+ * line per line of the file or name in the directory, the first `fsLinesMax` of them (a core keeps 100
+ * log lines per quantum); a failure logs `fs: PATH: ERRNO` and exits 1.
  */
 import { ArgReader } from './args.js';
 import { defineProgram } from './define.js';
 import { fsOps, type FsOp } from './program.js';
+
+/** the most lines one call logs; the rest are counted in one more line */
+export const fsLinesMax = 99;
 
 /** the most one write may carry (an arg typed on a command line) */
 export const fsDataMax = 64 * 1024;
@@ -44,7 +48,9 @@ export const fs = defineProgram<FsRegs>({
     }
     const text = ret.data ?? '';
     regs.metrics.bytes = ret.data === undefined ? regs.data.length : text.length;
-    if (text !== '') for (const line of text.replace(/\n$/, '').split('\n')) ctx.log(line);
+    const lines = text === '' ? [] : text.replace(/\n$/, '').split('\n');
+    for (const line of lines.slice(0, fsLinesMax)) ctx.log(line);
+    if (lines.length > fsLinesMax) ctx.log(`fs: ${regs.path}: ${lines.length - fsLinesMax} more lines not shown`);
     return { sys: 'exit', code: 0 };
   },
 });

@@ -115,6 +115,8 @@ export class Scheduler {
   /** when each core's current quantum ends, and the timer for the pick ahead of that */
   private readonly quantumEnds: number[] = [];
   private readonly pickTimers: Array<NodeJS.Timeout | undefined> = [];
+  /** the renewal of the core's quantum was a draw's (lottery): kept, not drawn again, while it may go on */
+  private readonly drawn: boolean[] = [];
   /** processes taken out while on a core (killed, stopped): never renewed, gone at their last report */
   private readonly leaving = new Set<Runnable>();
 
@@ -239,11 +241,12 @@ export class Scheduler {
   private review(core: Core, now: number): void {
     const i = core.index;
     const running = this.onCore[i];
-    if (running && !this.queued[i] && this.renewable(core, running, now)) {
+    if (running && !this.queued[i] && ((this.drawn[i] && this.continuable(core, running, now)) || this.renewable(core, running, now))) {
       core.renew();
       this.cancelPickAhead(i);
       return;
     }
+    this.drawn[i] = false;
     core.revoke();
     if (running && !this.queued[i] && !this.pickTimers[i]) {
       this.pickTimers[i] = setTimeout(() => this.pickAhead(core), Math.max(0, this.quantumEnds[i]! - pickAheadMs - now));
@@ -267,7 +270,10 @@ export class Scheduler {
       const candidates = this.candidates(i, now, running);
       const group = candidates.length > 0 ? this.policy.pick(candidates) as SchedGroup : undefined;
       if (group && group.queue.length > 0) this.queued[i] = this.dispatch(core, group, now);
-      else if (group === running.group && this.continuable(core, running, now)) core.renew();
+      else if (group === running.group && this.continuable(core, running, now)) {
+        this.drawn[i] = true;
+        core.renew();
+      }
       // else the group's process is still on a core: this quantum runs out, and the pick when the core
       // is idle finds it back in its queue
     }
@@ -279,10 +285,13 @@ export class Scheduler {
     this.pickTimers[core] = undefined;
   }
 
-  /** Takes back the process posted to follow `core`'s quantum; the core reports it unrun. */
+  /**
+   * Takes back the process posted to follow `core`'s quantum: the core reports it unrun, or, if it had
+   * begun, when its quantum ends. Either way it stays the core's next until that report, so that nothing
+   * else is posted or renewed on the core meanwhile.
+   */
   private withdraw(core: Core): void {
     core.withdraw();
-    this.queued[core.index] = undefined;
   }
 
   /**
@@ -306,14 +315,19 @@ export class Scheduler {
       const returning = back.get(group) ?? 0;
       if (group.queue.length + returning === 0 || group.frozen || group.running - returning >= group.maxConcurrent) continue;
       if (group.cpus && !group.cpus.has(core)) continue;
+      // a group whose processes are all still on cores is only counted: it is not throttled or woken
+      // from here, which would start its throttled time before its runtime is spent
+      const waiting = group.queue.length > 0;
       if (group.holdUntil > now) {
-        this.wakeLater(group.holdUntil);
+        if (waiting) this.wakeLater(group.holdUntil);
         continue;
       }
       const limiter = this.limiter(group, now);
       if (limiter && limiter.available(now) < minQuantumMs) {
-        limiter.throttle(now);
-        this.wakeLater(limiter.nextPeriod);
+        if (waiting) {
+          limiter.throttle(now);
+          this.wakeLater(limiter.nextPeriod);
+        }
         continue;
       }
       result.push(group);
@@ -370,7 +384,10 @@ export class Scheduler {
     this.record(group, 0, used);
     const i = core.index;
     const current = this.onCore[i] === process;
-    if (current) this.cancelPickAhead(i);
+    if (current) {
+      this.cancelPickAhead(i);
+      this.drawn[i] = false;
+    }
     if (report.renewedAs) {
       // the core went on with the same process: the next quantum began when this one ended
       this.renewals++;

@@ -61,6 +61,10 @@ function runAgainWithHostFlags(): Promise<number> {
   const pass = (signal: NodeJS.Signals) => child.kill(signal);
   process.on('SIGINT', pass).on('SIGTERM', pass);
   return new Promise((resolve) => {
+    child.once('error', (error) => {
+      process.stderr.write(`slicelab: cannot start the host process: ${error.message}\n`);
+      resolve(1);
+    });
     child.once('exit', (code, signal) => {
       process.off('SIGINT', pass).off('SIGTERM', pass);
       resolve(code ?? 128 + (signal ? constants.signals[signal] : 0));
