@@ -1,6 +1,6 @@
 /** Tables and small formatting shared by commands. */
 import Table from 'cli-table3';
-import { formatDuration, formatRate, formatSize, type HostRecord } from '@slicelab/protocol';
+import { formatDuration, formatRate, formatSize, type HostRecord, type SchedulerSpec } from '@slicelab/protocol';
 
 export function table(head: string[], rows: Array<Array<string | number>>): string {
   const t = new Table({ head, style: { head: [], border: [] }, chars: { mid: '', 'left-mid': '', 'mid-mid': '', 'right-mid': '' } });
@@ -8,12 +8,17 @@ export function table(head: string[], rows: Array<Array<string | number>>): stri
   return t.toString();
 }
 
+/** A host's scheduler as people read it: the policy, and the seed where draws depend on it. */
+export function schedulerText(scheduler: SchedulerSpec): string {
+  return scheduler.policy === 'lottery' ? `lottery (seed ${scheduler.seed})` : scheduler.policy;
+}
+
 export function hostsTable(hosts: HostRecord[], now = Date.now()): string {
   return table(
     ['host', 'pid', 'cores', 'memory', 'uplink', 'scheduler', 'state', 'heartbeat', 'load', 'cpu', 'rss'],
     hosts.map((h) => [
       h.name, h.pid, h.cores, formatSize(h.memory), formatRate(h.uplink.bandwidth),
-      h.scheduler.policy === 'lottery' ? `lottery (seed ${h.scheduler.seed})` : h.scheduler.policy, h.state,
+      schedulerText(h.scheduler), h.state,
       `${formatDuration(Math.max(0, now - h.lastHeartbeat))} ago`, h.load1.toFixed(2), `${(h.elu * 100).toFixed(1)}%`, formatSize(h.rss),
     ]),
   );

@@ -8,7 +8,7 @@
  */
 import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import {
-  SlicelabError, clusterSubjects, decode, encode, errorMessage, listen, namePattern, newCounters, request, validate,
+  SlicelabError, clusterSubjects, decode, encode, errorMessage, listen, checkName, newCounters, request, validate,
   type BusCounters, type CgroupFiles, type ClusterSubjects, type ContainerInfo, type ContainerOp, type ContainerRun, type Heartbeat,
   type HostEvent, type HostList, type HostRecord, type HostStatus, type ProcessInfo, type SchedulerTrace,
 } from '@slicelab/protocol';
@@ -109,11 +109,8 @@ export class ClusterClient {
    * that is up is refused with EEXIST.
    */
   async runContainer(host: string, spec: Omit<ContainerRun, 'args' | 'cgroup'> & Partial<Pick<ContainerRun, 'args' | 'cgroup'>>): Promise<ContainerInfo> {
-    for (const [what, name] of [['container name', spec.name], ['hostname', spec.hostname]] as const) {
-      if (name !== undefined && !namePattern.test(name)) {
-        throw new SlicelabError('EINVAL', `${what} "${name}" must be lower-case letters, digits and dashes, starting with a letter (at most 63)`);
-      }
-    }
+    checkName('container name', spec.name);
+    if (spec.hostname !== undefined) checkName('hostname', spec.hostname);
     await this.hostStatus(host);
     const existing = (await this.containers()).find((c) => c.name === spec.name);
     if (existing) throw new SlicelabError('EEXIST', `a container named "${spec.name}" exists on ${existing.host}`);

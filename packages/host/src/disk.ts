@@ -123,13 +123,13 @@ export class Disk {
 
   submit(group: IoGroup, op: 'read' | 'write', bytes: number, done: () => void): void {
     const now = this.now();
-    if (group.queue.length === 0 && Number.isFinite(group.lastDone) && !this.inFlight.some((f) => f.group === group)) {
+    if (group.queue.length === 0 && Number.isFinite(group.lastDone) && !this.onDevice(group)) {
       group.thinkMs = 0.75 * group.thinkMs + 0.25 * Math.min(now - group.lastDone, 4 * idleWindowMs);
     }
     // the start-time fair queueing wake rule: a group back from idle starts no earlier than the device's
     // virtual time, so idling earns no credit (one still active keeps its place)
     if (!this.active(group, now)) group.vtime = Math.max(group.vtime, this.virtualNow);
-    group.queue.push({ op, bytes, queuedAt: this.now(), done });
+    group.queue.push({ op, bytes, queuedAt: now, done });
     this.pump();
   }
 
@@ -176,7 +176,12 @@ export class Disk {
 
   /** A group with nothing queued: whether it still counts as busy (in flight, or within its idle window). */
   private active(group: IoGroup, now: number): boolean {
-    return group.queue.length > 0 || now - group.lastDone < idleWindowMs || this.inFlight.some((f) => f.group === group);
+    return group.queue.length > 0 || now - group.lastDone < idleWindowMs || this.onDevice(group);
+  }
+
+  /** Whether one of the group's requests is started on the device and not completed. */
+  private onDevice(group: IoGroup): boolean {
+    return this.inFlight.some((f) => f.group === group);
   }
 
   /**
@@ -188,7 +193,7 @@ export class Disk {
     for (const group of this.groups) {
       if (group === candidate || group.queue.length > 0 || group.vtime >= candidate.vtime || !this.active(group, now)) continue;
       if (group.thinkMs >= idleWindowMs || Object.values(group.limits).some((limit) => limit !== null)) continue;
-      const closes = this.inFlight.some((f) => f.group === group) ? Infinity : group.lastDone + idleWindowMs;
+      const closes = this.onDevice(group) ? Infinity : group.lastDone + idleWindowMs;
       until = Math.min(until ?? Infinity, closes);
     }
     return until;

@@ -441,9 +441,7 @@ export class Machine {
   private oom(faulting: Process, retry: (ret?: Process['ret']) => void): void {
     const container = faulting.container;
     container.events.oom++;
-    const held = this.heldPages(container);
-    let victim = faulting;
-    for (const process of container.live()) if ((held.get(process.gpid) ?? 0) > (held.get(victim.gpid) ?? 0)) victim = process;
+    const victim = this.biggest(container, this.heldPages(container), faulting) ?? faulting;
     this.oomKill(victim);
     if (victim !== faulting) retry(faulting.ret);
   }
@@ -459,15 +457,21 @@ export class Machine {
     const held = this.heldPages(container);
     let current = container.memory.currentBytes;
     while (current > maxBytes) {
-      const live = container.live();
-      if (live.length === 0) return;
-      const victim = live.reduce((big, p) => ((held.get(p.gpid) ?? 0) > (held.get(big.gpid) ?? 0) ? p : big));
+      const victim = this.biggest(container, held);
+      const pages = victim ? held.get(victim.gpid) ?? 0 : 0;
       // what is left over belongs to processes already killed, whose cores give it back at their reports
-      if ((held.get(victim.gpid) ?? 0) === 0) return;
+      if (!victim || pages === 0) return;
       container.events.oom++;
       this.oomKill(victim);
-      current -= (held.get(victim.gpid) ?? 0) * pageSize;
+      current -= pages * pageSize;
     }
+  }
+
+  /** The OOM killer's choice: the live process holding the most pages; ties go to `first`, else the lowest pid. */
+  private biggest(container: Container, held: Map<number, number>, first?: Process): Process | undefined {
+    let victim = first;
+    for (const process of container.live()) if (!victim || (held.get(process.gpid) ?? 0) > (held.get(victim.gpid) ?? 0)) victim = process;
+    return victim;
   }
 
   /** Touched pages of each process's regions, by global pid. */

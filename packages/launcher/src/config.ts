@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
-import { ConfigError, errorMessage, parseDuration, parseRate, parseSize, namePattern, defaultDisk, defaultScheduler, type DiskSpec, type HostSpec, type SchedulerSpec, type Uplink } from '@slicelab/protocol';
+import { ConfigError, errorMessage, parseDuration, parseRate, parseSize, namePattern, nameRule, defaultDisk, defaultScheduler, type DiskSpec, type HostSpec, type SchedulerSpec, type Uplink } from '@slicelab/protocol';
 
 /** A value in units, checked by the one units parser; only sizes may be bare numbers (bytes). */
 function units<T>(parser: (text: string | number) => T, bareNumber: boolean) {
@@ -20,7 +20,7 @@ function units<T>(parser: (text: string | number) => T, bareNumber: boolean) {
   });
 }
 
-const name = z.string().regex(namePattern, { error: 'must be lower-case letters, digits and dashes, starting with a letter' });
+const name = z.string().regex(namePattern, { error: `must be ${nameRule}` });
 const size = units(parseSize, true).pipe(z.number().min(1, { error: 'must be at least 1 byte' }));
 const rate = units(parseRate, false).pipe(z.number().positive({ error: 'must be above zero' }));
 const duration = units(parseDuration, false);

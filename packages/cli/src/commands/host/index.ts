@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import { Flags } from '@oclif/core';
-import { createLogger, defaultDisk, defaultScheduler, namePattern, parseRate, parseSize } from '@slicelab/protocol';
+import { checkName, createLogger, defaultDisk, defaultScheduler, errorMessage, parseRate, parseSize } from '@slicelab/protocol';
 import { runHost } from '@slicelab/host';
 import { hostNodeFlags } from '@slicelab/launcher';
 import { BaseCommand, unitFlags } from '../../base.js';
@@ -24,8 +24,12 @@ export default class HostCommand extends BaseCommand {
 
   async run() {
     const { flags } = await this.parse(HostCommand);
-    for (const [what, name] of [['--name', flags.name], ['--cluster', flags.cluster]] as const) {
-      if (!namePattern.test(name)) this.error(`${what} "${name}" must be lower-case letters, digits and dashes, starting with a letter`);
+    try {
+      checkName('--name', flags.name);
+      checkName('--cluster', flags.cluster);
+    } catch (error) {
+      // a usage error, exit 2, as oclif's own flag checks
+      this.error(errorMessage(error));
     }
     if (!hostNodeFlags.every((flag) => process.execArgv.includes(flag))) {
       // a host process runs with the host's node flags, which only the command line can give

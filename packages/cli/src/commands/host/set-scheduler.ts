@@ -2,6 +2,7 @@ import { Args, Flags } from '@oclif/core';
 import { ClusterClient } from '@slicelab/client';
 import { BaseCommand } from '../../base.js';
 import { clusterFlag } from '../../config-file.js';
+import { schedulerText } from '../../render.js';
 
 export default class SetScheduler extends BaseCommand {
   static override description = "Switch a host's CPU scheduler while it runs: wfq, lottery or credit";
@@ -17,8 +18,7 @@ export default class SetScheduler extends BaseCommand {
     const client = await ClusterClient.connect({ cluster: flags.cluster });
     try {
       const status = await client.setScheduler(args.host, args.policy, flags.seed);
-      const seed = status.policy === 'lottery' ? ` (seed ${status.scheduler.seed})` : '';
-      this.say(`host ${args.host} now schedules with ${status.policy}${seed}`);
+      this.say(`host ${args.host} now schedules with ${schedulerText(status.scheduler)}`);
       return { host: args.host, policy: status.policy, scheduler: status.scheduler };
     } finally {
       await client.close();
