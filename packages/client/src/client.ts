@@ -6,11 +6,12 @@
  *   for (const host of await cluster.hosts()) console.log(host.name, host.state);
  *   await cluster.close();
  */
-import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { connect, nuid, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import {
-  SlicelabError, clusterSubjects, decode, encode, errorMessage, listen, checkName, newCounters, request, validate,
-  type BusCounters, type CgroupFiles, type ClusterSubjects, type ContainerInfo, type ContainerOp, type ContainerRun, type Heartbeat,
-  type HostEvent, type HostList, type HostRecord, type HostStatus, type ProcessInfo, type SchedulerTrace,
+  SlicelabError, clusterSubjects, decode, decodeImage, encode, errorMessage, listen, checkName, newCounters, receiveBytes, request, sendBytes, validate,
+  type BusCounters, type CgroupFiles, type CheckpointResult, type ClusterSubjects, type ContainerInfo, type ContainerInspected, type ContainerOp,
+  type ContainerRun, type Heartbeat, type HostEvent, type HostList, type HostRecord, type HostStatus, type ProcessInfo, type RestoreResult,
+  type SchedulerTrace, type TransferStats,
 } from '@slicelab/protocol';
 import { findRun, type RunFile } from '@slicelab/launcher';
 
@@ -22,6 +23,14 @@ export interface ConnectOptions {
   /** request timeout in ms (default 2000) */
   timeoutMs?: number;
 }
+
+/** called as an image moves: bytes so far, of the total */
+export type ProgressListener = (bytes: number, total: number) => void;
+
+/** A checkpoint or a restore moves the whole memory: its requests wait this long, not the usual 2 s. */
+const imageTimeoutMs = 300_000;
+/** the largest image a client or a host takes in */
+const imageMaxBytes = 2 ** 32 - 1;
 
 export class ClusterClient {
   /** bad messages this client received (events, heartbeats) */
@@ -105,16 +114,69 @@ export class ClusterClient {
   }
 
   /**
-   * Starts a container on a host. Container names are unique in the cluster: a name in use on any host
-   * that is up is refused with EEXIST.
+   * Starts a container on a host. Container names are unique in the cluster: the host claims the name in
+   * the cluster's key-value bucket, and a name held anywhere is refused with EEXIST.
    */
   async runContainer(host: string, spec: Omit<ContainerRun, 'args' | 'cgroup'> & Partial<Pick<ContainerRun, 'args' | 'cgroup'>>): Promise<ContainerInfo> {
     checkName('container name', spec.name);
     if (spec.hostname !== undefined) checkName('hostname', spec.hostname);
-    await this.hostStatus(host);
-    const existing = (await this.containers()).find((c) => c.name === spec.name);
-    if (existing) throw new SlicelabError('EEXIST', `a container named "${spec.name}" exists on ${existing.host}`);
     return this.hostRequest(host, 'run', { args: {}, cgroup: {}, ...spec }, validate.containerInfo);
+  }
+
+  /** A container, and with `digest` the digest of its touched memory (what checkpoint images carry). */
+  async inspect(name: string, options: { digest?: boolean } = {}): Promise<ContainerInspected> {
+    return this.hostRequest(await this.locate(name), 'inspect', { name, digest: options.digest ?? false }, validate.containerInspected, imageTimeoutMs);
+  }
+
+  /**
+   * `criu dump` / `docker checkpoint create`: the container's image comes back over the bus. By default
+   * the container then ends and its name is free (CRIU's default); with leaveRunning it runs on.
+   */
+  async checkpoint(name: string, options: { leaveRunning?: boolean; onProgress?: ProgressListener } = {}): Promise<{ result: CheckpointResult; image: Uint8Array }> {
+    const host = await this.locate(name);
+    const receiver = receiveBytes(this.nc, `_INBOX.${nuid.next()}`, { maxBytes: imageMaxBytes, idleTimeoutMs: imageTimeoutMs, counters: this.counters });
+    receiver.done.catch(() => {});
+    await this.nc.flush();
+    const progress = options.onProgress && setInterval(() => options.onProgress!(receiver.received(), 0), 200);
+    try {
+      const result = await this.hostRequest(host, 'checkpoint', { name, leaveRunning: options.leaveRunning ?? false, to: receiver.subject }, validate.checkpointResult, imageTimeoutMs);
+      return { result, image: await receiver.done };
+    } catch (error) {
+      receiver.cancel(errorMessage(error));
+      throw error;
+    } finally {
+      clearInterval(progress);
+    }
+  }
+
+  /**
+   * `criu restore` / `docker start --checkpoint`: the image (checked here first: a truncated or corrupted
+   * file never leaves this process) is sent to `host` over the bus and the container resumes there.
+   */
+  async restore(host: string, image: Uint8Array, options: { name?: string; onProgress?: ProgressListener } = {}): Promise<RestoreResult & { transfer: TransferStats }> {
+    decodeImage(image);
+    if (options.name !== undefined) checkName('container name', options.name);
+    const slot = await request(this.nc, this.subjects.imageReceive(host), { bytes: image.length }, validate.imageSlot, this.timeoutMs).catch((error: unknown) => {
+      throw this.noSuchHost(host, error);
+    });
+    const transfer = await sendBytes(this.nc, slot.subject, image, { onProgress: options.onProgress });
+    const result = await this.hostRequest(host, 'restore', { transfer: slot.transfer, name: options.name }, validate.restoreResult, imageTimeoutMs);
+    return { ...result, transfer };
+  }
+
+  /**
+   * A copy of a running container on `toHost` under `newName`: a checkpoint that leaves it running, its
+   * image sent from host to host over the bus, and a restore. Both then run on, independently.
+   */
+  async clone(name: string, toHost: string, newName: string): Promise<{ checkpoint: CheckpointResult; restore: RestoreResult }> {
+    checkName('container name', newName);
+    const source = await this.locate(name);
+    const slot = await request(this.nc, this.subjects.imageReceive(toHost), { bytes: imageMaxBytes }, validate.imageSlot, this.timeoutMs).catch((error: unknown) => {
+      throw this.noSuchHost(toHost, error);
+    });
+    const checkpoint = await this.hostRequest(source, 'checkpoint', { name, leaveRunning: true, to: slot.subject }, validate.checkpointResult, imageTimeoutMs);
+    const restore = await this.hostRequest(toHost, 'restore', { transfer: slot.transfer, name: newName }, validate.restoreResult, imageTimeoutMs);
+    return { checkpoint, restore };
   }
 
   /** Every container of every host that is up, or of one host. */
@@ -183,8 +245,8 @@ export class ClusterClient {
     });
   }
 
-  private async hostRequest<R>(host: string, op: ContainerOp, body: unknown, check: (value: unknown) => R): Promise<R> {
-    return request(this.nc, this.subjects.container(host, op), body, check, this.timeoutMs).catch((error: unknown) => {
+  private async hostRequest<R>(host: string, op: ContainerOp, body: unknown, check: (value: unknown) => R, timeoutMs = this.timeoutMs): Promise<R> {
+    return request(this.nc, this.subjects.container(host, op), body, check, timeoutMs).catch((error: unknown) => {
       throw this.noSuchHost(host, error);
     });
   }

@@ -150,6 +150,16 @@ function loadPercent(load: number): number {
  * "full" means every runnable process of the cgroup was stalled; such time is also "some" time, so report
  * each stalled interval once, with the kind it had.
  */
+/** PSI as data: totals, averages, and the next update relative to now. */
+export interface PressureState {
+  total: Record<StallKind, number>;
+  averaged: Record<StallKind, number>;
+  avg: Record<StallKind, number[]>;
+  /** ms since the last update, ms until the next */
+  sinceUpdateMs: number;
+  untilUpdateMs: number;
+}
+
 export class Pressure {
   private readonly total: Record<StallKind, number> = { some: 0, full: 0 };
   private readonly averaged: Record<StallKind, number> = { some: 0, full: 0 };
@@ -160,6 +170,24 @@ export class Pressure {
   constructor(nowMs = 0) {
     this.lastUpdateMs = nowMs;
     this.nextUpdateMs = nowMs + psiPeriodMs;
+  }
+
+  save(nowMs: number): PressureState {
+    return {
+      total: { ...this.total }, averaged: { ...this.averaged }, avg: { some: [...this.avg.some], full: [...this.avg.full] },
+      sinceUpdateMs: nowMs - this.lastUpdateMs, untilUpdateMs: this.nextUpdateMs - nowMs,
+    };
+  }
+
+  static restore(state: PressureState, nowMs: number): Pressure {
+    const pressure = new Pressure(nowMs);
+    Object.assign(pressure.total, state.total);
+    Object.assign(pressure.averaged, state.averaged);
+    pressure.avg.some = [...state.avg.some];
+    pressure.avg.full = [...state.avg.full];
+    pressure.lastUpdateMs = nowMs - state.sinceUpdateMs;
+    pressure.nextUpdateMs = nowMs + state.untilUpdateMs;
+    return pressure;
   }
 
   stall(kind: StallKind, usec: number): void {

@@ -1,8 +1,14 @@
 /**
- * A container: namespaces (pid, mnt, uts, user, net) + a cgroup + paged memory + processes, on one host.
- * This file holds the process table and the pid-namespace rules: the first process is pid 1; orphans
- * are re-parented to it; when it exits every process of the namespace is killed; each process has a pid
- * in the namespace and a global pid on the host. The machine (machine.ts) runs and schedules them.
+ * A container: namespaces (pid, mnt, uts, user, net, time) + a cgroup + paged memory + processes, on one
+ * host. This file holds the process table and the pid-namespace rules: the first process is pid 1;
+ * orphans are re-parented to it; when it exits every process of the namespace is killed; each process
+ * has a pid in the namespace and a global pid on the host. The machine (machine.ts) runs and schedules
+ * them. What a process waits on is data (`Wait`), from which the host arms its timers, so that a
+ * checkpoint can write it down and a restore arm it again.
+ *
+ * The time namespace: a container's monotonic clock (what programs see as ctx.now()) is the host's plus
+ * `clockOffset`. A restore sets the offset so that the clock continues from its value at the checkpoint,
+ * as Linux's time namespaces let CRIU do, whatever the new host's own clock says.
  */
 import type { ProgramArgs, Registers, SyscallResult } from '@slicelab/programs';
 import type { CgroupLimits } from './cgroup.js';
@@ -10,9 +16,20 @@ import { Pressure } from './cgroup.js';
 import type { IoGroup } from './disk.js';
 import type { GuestMemory } from './memory.js';
 import { NetNamespace, Rootfs, UserNamespace } from './namespaces.js';
+import type { CreditMode } from './scheduler/credit.js';
 import type { Runnable, SchedGroup } from './scheduler/scheduler.js';
 
 export type ProcessState = 'runnable' | 'running' | 'sleeping' | 'io' | 'exited';
+
+/**
+ * What a process off the run queue waits for: a sleep until a time on the host's clock, a disk request,
+ * or pages the OOM killer is freeing (killed processes still on a core give them back at their report).
+ */
+export type Wait =
+  /** `ret`: what the step sees on waking (a sleep call's is {ok: true}) */
+  | { kind: 'sleep'; until: number; ret?: SyscallResult }
+  | { kind: 'io'; op: 'read' | 'write'; bytes: number }
+  | { kind: 'memory' };
 
 export interface Process extends Runnable {
   readonly gpid: number;
@@ -34,7 +51,9 @@ export interface Process extends Runnable {
   exitCode?: number;
   /** the reason, when killed (oom, a crash, a signal) */
   killedBy?: string;
-  wake?: NodeJS.Timeout;
+  wait?: Wait;
+  /** the timer armed from a sleep wait */
+  timer?: NodeJS.Timeout;
 }
 
 /** Exit codes as a shell reports a death by signal: 128 + signal number. */
@@ -52,7 +71,14 @@ export interface ContainerSpec {
 export interface Region {
   addr: number;
   bytes: number;
+  /** the host pid of the process that allocated it */
   owner: number;
+}
+
+/** slicelab's T2 settings of a container under the credit scheduler (cpu.credit.size, cpu.credit.mode) */
+export interface CreditSetting {
+  size: string;
+  mode: CreditMode;
 }
 
 export class Container {
@@ -60,16 +86,27 @@ export class Container {
   exitCode?: number;
   readonly processes = new Map<number, Process>();
   readonly regions = new Map<number, Region>();
-  readonly rootfs: Rootfs;
+  rootfs: Rootfs;
   readonly net = new NetNamespace();
   readonly hostname: string;
-  readonly pressure = { cpu: new Pressure(Date.now()), memory: new Pressure(Date.now()), io: new Pressure(Date.now()) };
+  pressure = { cpu: new Pressure(Date.now()), memory: new Pressure(Date.now()), io: new Pressure(Date.now()) };
+  /** the stall counters at the last pressure tick */
+  lastStalls = { cpu: 0, io: 0 };
   readonly events = { low: 0, high: 0, oom: 0, oomKill: 0 };
   pidsPeak = 0;
   /** the last lines programs logged */
   readonly logs: string[] = [];
   nextPid = 1;
-  readonly createdAt = Date.now();
+  createdAt = Date.now();
+  /** the time namespace: the container's monotonic clock minus the host's, ms */
+  clockOffset = 0;
+  credit: CreditSetting = { size: 't2.micro', mode: 'standard' };
+  /** CPU % over the last second, and what it was computed from */
+  sample?: { at: number; usage: number; percent: number };
+  /** killed processes still on a core: their pages come back at their last report */
+  readonly dying = new Set<Process>();
+  /** a checkpoint holds it frozen, whatever cgroup.freeze says */
+  checkpointing = false;
 
   constructor(
     readonly id: number,

@@ -27,6 +27,8 @@ export type ToCore =
       regs: Registers;
       ret: SyscallResult | undefined;
       rand: number;
+      /** the container's clock (its time namespace) minus the host's, ms: what ctx.now() adds */
+      clockOffset: number;
       quantumMs: number;
       /** this quantum's id on its core (see nextQuantum) */
       quantum: number;
@@ -35,7 +37,7 @@ export type ToCore =
 /** Why a quantum ended, besides the quantum running out (`undefined`). */
 export type Outcome =
   | Syscall
-  | { sys: 'fault'; kind: 'oom' | 'missing'; page: number }
+  | { sys: 'fault'; kind: 'oom' | 'host-oom' | 'missing'; page: number }
   | { sys: 'crash'; message: string }
   | undefined;
 
@@ -50,6 +52,11 @@ export interface QuantumDone {
   wallMs: number;
   steps: number;
   outcome: Outcome;
+  /**
+   * a result the core made itself and the process has not seen yet (EAGAIN for a fork refused at
+   * pids.max when the quantum ran out right after): ctx.ret of its next step
+   */
+  ret: SyscallResult | undefined;
   logs: string[];
   /** the quantum this reports */
   quantum: number;

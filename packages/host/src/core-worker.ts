@@ -42,7 +42,8 @@ function run(task: Extract<ToCore, { kind: 'run' }>): void {
   if (Atomics.compareExchange(start, 0, task.quantum, 0) !== task.quantum) {
     // taken back before it began: nothing ran, the registers go back as they came
     port.postMessage({
-      kind: 'done', gpid: task.gpid, regs: task.regs, rand: task.rand, usedMs: 0, wallMs: 0, steps: 0, outcome: undefined, logs: [], quantum: task.quantum, renewedAs: 0,
+      kind: 'done', gpid: task.gpid, regs: task.regs, rand: task.rand, usedMs: 0, wallMs: 0, steps: 0, outcome: undefined, ret: task.ret, logs: [],
+      quantum: task.quantum, renewedAs: 0,
     } satisfies FromCore);
     return;
   }
@@ -55,7 +56,7 @@ function run(task: Extract<ToCore, { kind: 'run' }>): void {
     pid: task.pid,
     args: task.args,
     mem: memory!,
-    now: clock,
+    now: () => clock() + task.clockOffset,
     rand: () => {
       rand = xorshift32(rand);
       return rand / 0x1_0000_0000;
@@ -104,7 +105,8 @@ function run(task: Extract<ToCore, { kind: 'run' }>): void {
       : 0;
     port.postMessage({
       kind: 'done', gpid: task.gpid, regs: task.regs, rand, usedMs: Math.max(0, cpu - cpuBefore), wallMs: ended - began,
-      steps, outcome, logs, quantum, renewedAs,
+      // the result the next step is to see: a pending EAGAIN, or the faulting step's own input, as it runs again
+      steps, outcome, ret: outcome === undefined || outcome.sys === 'fault' ? ret : undefined, logs, quantum, renewedAs,
     } satisfies FromCore);
     if (!renewedAs) return;
     quantum = renewedAs;

@@ -3,8 +3,10 @@
  * one process for one quantum each, or for a row of quanta while the scheduler renews them; each
  * quantum's report goes to the listener given to `run`, and a task is done after a report that was not
  * renewed. A core whose worker dies (it should not: programs that throw are caught inside) is replaced,
- * and the process it ran is reported as crashed. The thread starts with the first container the core is
- * given: a host with nothing to run keeps no isolates (about 12 MB resident each).
+ * and the process it ran is reported as crashed. So is a worker whose step never returns: a watchdog
+ * that hears no report for `watchdogMs` past the quantum ends the thread, reports the process crashed
+ * with the reason, and the core goes on with a new thread. The thread starts with the first container
+ * the core is given: a host with nothing to run keeps no isolates (about 12 MB resident each).
  */
 import { Worker } from 'node:worker_threads';
 import { nextQuantum, renewalWord, type FromCore, type QuantumDone, type ToCore } from './core-protocol.js';
@@ -19,6 +21,12 @@ import type { MemoryShared } from './memory.js';
 export const coreEntry = new URL('./core-worker.js', import.meta.url);
 
 export type RunTask = Omit<Extract<ToCore, { kind: 'run' }>, 'quantum'>;
+
+/**
+ * How long past its quantum a core may stay silent before its step is taken as stuck. Generous: the
+ * host's main thread may itself be busy for a while (a checkpoint copying 256 MiB), and reports wait.
+ */
+export const watchdogMs = 3000;
 
 interface Posted {
   task: RunTask;
@@ -38,6 +46,10 @@ export class Core {
   private readonly start = new Int32Array(new SharedArrayBuffer(4));
   private lastQuantum = 0;
   private closed = false;
+  /** when the core last reported, or began a task after being idle */
+  private heardAt = 0;
+  private checkedAt = 0;
+  private watchdog?: NodeJS.Timeout;
 
   constructor(readonly index: number) {}
 
@@ -51,6 +63,7 @@ export class Core {
    */
   run(task: RunTask, report: (done: QuantumDone) => void): void {
     const quantum = this.newQuantum();
+    if (this.posted.length === 0) this.heardAt = performance.now();
     this.posted.push({ task, quantum, report });
     Atomics.store(this.start, 0, quantum);
     this.post({ ...task, quantum });
@@ -90,7 +103,22 @@ export class Core {
 
   async close(): Promise<void> {
     this.closed = true;
+    clearInterval(this.watchdog);
     await this.worker?.terminate();
+  }
+
+  /** A step that never returns: the thread is ended and the process on it reported crashed. */
+  private check(): void {
+    const now = performance.now();
+    // the main thread itself was held up: the core's reports may be waiting behind this timer
+    if (now - this.checkedAt > 1000) this.heardAt = Math.max(this.heardAt, now);
+    this.checkedAt = now;
+    const current = this.posted[0];
+    if (!current) return;
+    const limit = current.task.quantumMs + watchdogMs;
+    if (now - this.heardAt > limit) {
+      this.replace(`watchdog: a step of ${current.task.program} ran for more than ${Math.round(limit)} ms; the process was killed and its core given back`);
+    }
   }
 
   private post(message: ToCore): void {
@@ -105,7 +133,9 @@ export class Core {
 
   private spawn(): void {
     this.worker = new Worker(coreEntry, { name: `core${this.index}`, workerData: { renewal: this.renewal.buffer, start: this.start.buffer } });
+    this.watchdog ??= setInterval(() => this.check(), 250).unref();
     this.worker.on('message', (message: FromCore) => {
+      this.heardAt = performance.now();
       if (message.kind === 'detached') return this.detaching.shift()?.();
       const current = this.posted[0];
       if (message.kind !== 'done' || current?.quantum !== message.quantum) return;
@@ -122,6 +152,7 @@ export class Core {
     this.worker.removeAllListeners();
     void this.worker.terminate();
     const lost = this.posted.splice(0);
+    this.heardAt = performance.now();
     // the dead worker's references went with it
     for (const done of this.detaching.splice(0)) done();
     this.revoke();
@@ -132,7 +163,7 @@ export class Core {
     for (const [i, { task, quantum, report }] of lost.entries()) {
       report({
         kind: 'done', gpid: task.gpid, regs: task.regs, rand: task.rand, usedMs: 0, wallMs: 0, steps: 0,
-        outcome: i === 0 ? { sys: 'crash', message: reason } : undefined, logs: [], quantum, renewedAs: 0,
+        outcome: i === 0 ? { sys: 'crash', message: reason } : undefined, ret: task.ret, logs: [], quantum, renewedAs: 0,
       });
     }
   }

@@ -38,8 +38,25 @@ export interface IoStat {
 interface Request {
   op: 'read' | 'write';
   bytes: number;
+  /** the process that asked (its host pid): a killed process's requests are withdrawn */
+  owner: number;
   queuedAt: number;
   done: () => void;
+}
+
+/**
+ * A group as data, its times relative to now and to the device's virtual time. Its queue is not here:
+ * requests belong to processes, which save what they wait on and submit it again on restore.
+ */
+export interface IoGroupState {
+  /** virtual time ahead of the device's */
+  vtimeLead: number;
+  /** ms since its last request completed, or null if none has */
+  sinceDoneMs: number | null;
+  thinkMs: number;
+  stat: IoStat;
+  tokens: { rbps: number; wbps: number; riops: number; wiops: number };
+  sinceRefillMs: number | null;
 }
 
 export class IoGroup {
@@ -68,6 +85,23 @@ export class IoGroup {
     const iops = this.limits[iosKey];
     if (iops !== null && this.tokens[iosKey] < 1) at = Math.max(at, now + ((1 - this.tokens[iosKey]) / iops) * 1000);
     return at;
+  }
+
+  save(now: number, deviceVtime: number): IoGroupState {
+    return {
+      vtimeLead: this.vtime - deviceVtime, sinceDoneMs: Number.isFinite(this.lastDone) ? now - this.lastDone : null, thinkMs: this.thinkMs,
+      stat: { ...this.stat }, tokens: { ...this.tokens }, sinceRefillMs: this.refilledAt === 0 ? null : now - this.refilledAt,
+    };
+  }
+
+  /** Takes on a saved state (the limits and weight come from the cgroup files). */
+  load(state: IoGroupState, now: number, deviceVtime: number): void {
+    this.vtime = deviceVtime + state.vtimeLead;
+    this.lastDone = state.sinceDoneMs === null ? -Infinity : now - state.sinceDoneMs;
+    this.thinkMs = state.thinkMs;
+    Object.assign(this.stat, state.stat);
+    this.tokens = { ...state.tokens };
+    this.refilledAt = state.sinceRefillMs === null ? 0 : now - state.sinceRefillMs;
   }
 
   take(request: Request, now: number): void {
@@ -121,7 +155,17 @@ export class Disk {
     group.queue.splice(0);
   }
 
-  submit(group: IoGroup, op: 'read' | 'write', bytes: number, done: () => void): void {
+  /** The device's virtual time: what saved groups' virtual times are relative to. */
+  get vtime(): number {
+    return this.virtualNow;
+  }
+
+  /** Withdraws the queued requests of process `owner` (killed): they take no device time. */
+  cancel(group: IoGroup, owner: number): void {
+    for (let i = group.queue.length - 1; i >= 0; i--) if (group.queue[i]!.owner === owner) group.queue.splice(i, 1);
+  }
+
+  submit(group: IoGroup, op: 'read' | 'write', bytes: number, owner: number, done: () => void): void {
     const now = this.now();
     if (group.queue.length === 0 && Number.isFinite(group.lastDone) && !this.onDevice(group)) {
       group.thinkMs = 0.75 * group.thinkMs + 0.25 * Math.min(now - group.lastDone, 4 * idleWindowMs);
@@ -129,7 +173,7 @@ export class Disk {
     // the start-time fair queueing wake rule: a group back from idle starts no earlier than the device's
     // virtual time, so idling earns no credit (one still active keeps its place)
     if (!this.active(group, now)) group.vtime = Math.max(group.vtime, this.virtualNow);
-    group.queue.push({ op, bytes, queuedAt: now, done });
+    group.queue.push({ op, bytes, owner, queuedAt: now, done });
     this.pump();
   }
 

@@ -11,12 +11,17 @@
 import { availableParallelism, hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { connect, nuid, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import {
-  clusterSubjects, errorMessage, newCounters, publish, request, serve, validate, version,
-  type BusCounters, type ClusterSubjects, type HostInfo, type HostLoad, type HostSpec, type HostStatus, type Logger,
+  SlicelabError, checkName, clusterSubjects, decode, decodeImage, encode, encodeImage, errorMessage, imageFormat, memoryDigest, newCounters, publish,
+  receiveBytes, request, sendBytes, serve, validate, version,
+  type BusCounters, type CheckpointResult, type ClusterSubjects, type ContainerInspected, type HostInfo, type HostLoad, type HostSpec, type HostStatus,
+  type Logger, type Receiver, type RestoreResult,
 } from '@slicelab/protocol';
+import { pageSize } from '@slicelab/programs';
+import { NameClaims } from './claims.js';
 import { Machine } from './machine.js';
+import { validateRecord } from './persist.js';
 
 export interface HostOptions {
   cluster: string;
@@ -30,6 +35,8 @@ export interface HostOptions {
 /** The kernel's load average: exponentially damped, sampled every 5 s, over a 1-minute window. */
 const loadSampleMs = 5000;
 const loadDecay = Math.exp(-loadSampleMs / 60_000);
+/** how long an opened image receiver waits for its image and its restore before it is dropped */
+const imageSlotMs = 120_000;
 
 export class Host {
   readonly counters: BusCounters = newCounters();
@@ -47,6 +54,9 @@ export class Host {
   readonly busLost: Promise<void>;
 
   readonly machine: Machine;
+  private readonly claims: NameClaims;
+  /** images being received, by transfer id, until restored or expired */
+  private readonly images = new Map<string, { receiver: Receiver; expires: NodeJS.Timeout }>();
 
   private constructor(private readonly nc: NatsConnection, private readonly options: HostOptions) {
     const { spec, log } = options;
@@ -55,6 +65,7 @@ export class Host {
       seed: spec.scheduler.seed, creditSpeed: spec.scheduler.creditSpeed, disk: spec.disk, log,
     });
     this.subjects = clusterSubjects(options.cluster);
+    this.claims = new NameClaims(nc, options.cluster, spec.name);
     this.info = {
       ...options.spec, cluster: options.cluster, pid: process.pid, version, machine: hostname(), startedAt: Date.now(),
     };
@@ -76,6 +87,11 @@ export class Host {
     host.watchBus();
     void host.registerUntilAnswered();
     host.timers.push(setInterval(() => host.heartbeat(), 1000), setInterval(() => host.sampleLoad(), loadSampleMs));
+    // a host that starts has no containers: names an earlier run of it claimed are free again
+    void host.claims.releaseAll().then(
+      (released) => released > 0 && options.log.info({ released }, 'released the container names of an earlier run'),
+      (error: unknown) => options.log.warn({ err: errorMessage(error) }, 'container names cannot be claimed'),
+    );
     return host;
   }
 
@@ -107,6 +123,10 @@ export class Host {
     if (this.stopping) return;
     this.stopping = true;
     for (const timer of this.timers) clearInterval(timer);
+    for (const { receiver, expires } of this.images.values()) {
+      clearTimeout(expires);
+      receiver.cancel('the host is stopping');
+    }
     await this.machine.close();
     if (this.nc.isClosed()) return;
     try {
@@ -124,15 +144,20 @@ export class Host {
       serve(nc, subjects.hostStatus(name), validate.noBody, () => this.status(), counters),
       serve(nc, subjects.hostPing(name), validate.ping, (ping) => ({ sentAt: ping.sentAt, host: name }), counters),
       serve(nc, subjects.discover, validate.noBody, () => this.status(), counters),
-      serve(nc, subjects.container(name, 'run'), validate.containerRun, (r) => this.machine.run(r), counters),
+      serve(nc, subjects.container(name, 'run'), validate.containerRun, (r) => this.run(r), counters),
       serve(nc, subjects.container(name, 'exec'), validate.containerExec, (r) => this.machine.exec(r.name, r.program, r.args), counters),
       serve(nc, subjects.container(name, 'stop'), validate.containerRef, (r) => this.machine.stop(r.name), counters),
       serve(nc, subjects.container(name, 'start'), validate.containerRef, (r) => this.machine.start(r.name), counters),
       serve(nc, subjects.container(name, 'kill'), validate.containerRef, (r) => this.machine.kill(r.name), counters),
-      serve(nc, subjects.container(name, 'rm'), validate.containerRm, (r) => {
+      serve(nc, subjects.container(name, 'rm'), validate.containerRm, async (r) => {
         this.machine.rm(r.name, r.force);
+        await this.claims.release(r.name);
         return {};
       }, counters),
+      serve(nc, subjects.container(name, 'inspect'), validate.containerInspect, (r) => this.inspect(r.name, r.digest), counters),
+      serve(nc, subjects.container(name, 'checkpoint'), validate.containerCheckpoint, (r) => this.checkpoint(r.name, r.leaveRunning, r.to), counters),
+      serve(nc, subjects.imageReceive(name), validate.imageReceive, (r) => this.receiveImage(r.bytes), counters),
+      serve(nc, subjects.container(name, 'restore'), validate.containerRestore, (r) => this.restore(r.transfer, r.name), counters),
       serve(nc, subjects.container(name, 'ps'), validate.noBody, () => ({ host: name, policy: this.machine.policy, containers: this.machine.ps() }), counters),
       serve(nc, subjects.container(name, 'logs'), validate.containerRef, (r) => ({ name: r.name, lines: this.machine.logs(r.name) }), counters),
       serve(nc, subjects.cgroupGet(name), validate.cgroupGet, (r) => ({ files: this.machine.cgroupGet(r.name, r.file) }), counters),
@@ -145,6 +170,121 @@ export class Host {
         return this.status();
       }, counters),
     );
+  }
+
+  /** A container under a name claimed in the cluster; the claim is given back if the run fails. */
+  private async run(request: Parameters<Machine['run']>[0]) {
+    if (this.machine.has(request.name)) throw new SlicelabError('EEXIST', `a container named "${request.name}" exists on ${this.info.name}`);
+    const revision = await this.claims.claim(request.name);
+    try {
+      return this.machine.run({ ...request, uidSlot: revision });
+    } catch (error) {
+      await this.claims.release(request.name);
+      throw error;
+    }
+  }
+
+  private inspect(name: string, digest: boolean): ContainerInspected {
+    const info = this.machine.inspect(name);
+    if (!digest) return info;
+    const { pageNumbers, pages } = this.machine.pages(name);
+    return { ...info, digest: memoryDigest(pageNumbers, pages), pages: pageNumbers.length };
+  }
+
+  /**
+   * `criu dump`: the image goes to `to` (a receiver's subject) while the container stays frozen; only
+   * once it has arrived whole is the container ended and its name freed. With leaveRunning it runs on as
+   * soon as its state is copied. A failure before the image arrived leaves it running, as it was.
+   */
+  private async checkpoint(name: string, leaveRunning: boolean, to: string): Promise<CheckpointResult> {
+    const began = performance.now();
+    const { record, pages, frozenMs } = await this.machine.checkpoint(name);
+    if (leaveRunning) this.machine.thaw(name);
+    let transfer;
+    let image: Uint8Array;
+    let digest: string;
+    try {
+      const state = encode(record);
+      digest = memoryDigest(pages.pageNumbers, pages.pages);
+      image = encodeImage({
+        header: {
+          format: imageFormat, container: name, sourceHost: this.info.name, cluster: this.options.cluster, createdAt: Date.now(), pageSize,
+          pages: pages.pageNumbers.length, stateBytes: state.length, digest,
+        },
+        state, pageNumbers: pages.pageNumbers, pages: pages.pages,
+      });
+      transfer = await sendBytes(this.nc, to, image);
+    } catch (error) {
+      this.machine.thaw(name);
+      throw error;
+    }
+    if (!leaveRunning) {
+      this.machine.rm(name, true);
+      await this.claims.release(name);
+    }
+    this.options.log.info({ container: name, pages: pages.pageNumbers.length, bytes: image.length, frozenMs, leaveRunning }, 'container checkpointed');
+    return {
+      name, host: this.info.name, pages: pages.pageNumbers.length, imageBytes: image.length, touchedBytes: pages.pages.length,
+      frozenMs, totalMs: performance.now() - began, digest, leftRunning: leaveRunning, transfer,
+    };
+  }
+
+  /** Opens a receiver for an image of `bytes`; the sender sends to its subject, then asks for the restore. */
+  private async receiveImage(bytes: number) {
+    const transfer = nuid.next();
+    const subject = this.subjects.imageTransfer(this.info.name, transfer);
+    const receiver = receiveBytes(this.nc, subject, { maxBytes: bytes, counters: this.counters });
+    receiver.done.catch(() => {});
+    const expires = setTimeout(() => {
+      this.images.delete(transfer);
+      receiver.cancel(`no restore asked for within ${imageSlotMs} ms`);
+    }, imageSlotMs);
+    this.images.set(transfer, { receiver, expires });
+    // the subscription is known to the server before the sender is told where to send
+    await this.nc.flush();
+    return { transfer, subject };
+  }
+
+  /**
+   * `criu restore`: the image received under `transfer` is checked (its checksums, its format, the record
+   * inside), its name claimed, and the container brought back; the memory digest is taken again on this
+   * side and must equal the image's. Any failure leaves nothing on this host.
+   */
+  private async restore(transfer: string, newName?: string): Promise<RestoreResult> {
+    const slot = this.images.get(transfer);
+    if (!slot) throw new SlicelabError('ENOENT', `no image transfer "${transfer}" on ${this.info.name} (expired, or never opened)`);
+    let bytes: Uint8Array;
+    try {
+      bytes = await slot.receiver.done;
+    } finally {
+      clearTimeout(slot.expires);
+      this.images.delete(transfer);
+    }
+    const began = performance.now();
+    const image = decodeImage(bytes);
+    const record = validateRecord(decode(image.state));
+    const name = newName ?? record.name;
+    checkName('container name', name);
+    if (this.machine.has(name)) throw new SlicelabError('EEXIST', `a container named "${name}" exists on ${this.info.name}`);
+    await this.claims.claim(name);
+    let info;
+    try {
+      info = this.machine.restore(record, image, name);
+      const { pageNumbers, pages } = this.machine.pages(name);
+      const digest = memoryDigest(pageNumbers, pages);
+      if (digest !== image.header.digest) {
+        this.machine.rm(name, true);
+        throw new SlicelabError('EINVAL', `restored memory of "${name}" does not match the image's digest`);
+      }
+    } catch (error) {
+      await this.claims.release(name);
+      throw error;
+    }
+    this.options.log.info({ container: name, from: image.header.sourceHost, pages: image.header.pages }, 'container restored');
+    return {
+      info, digest: image.header.digest, pages: image.header.pages, imageBytes: bytes.length, restoreMs: performance.now() - began,
+      sourceHost: image.header.sourceHost, checkpointedAt: image.header.createdAt,
+    };
   }
 
   private watchBus(): void {

@@ -1,34 +1,40 @@
 /**
- * The inside of a host: its cores, CPU scheduler, virtual disk and containers. It carries out the system
- * calls processes return (fork, sleep, alloc, free, disk I/O, exit), enforces the cgroup limits (OOM
- * kills inside the container only, pids.max, memory.high throttling, freezing) and answers for every
- * container with the kernel's file names and units. The bus side (host.ts) only calls into this.
+ * The inside of a host: its cores, CPU scheduler, virtual disk, physical memory and containers. It makes
+ * and ends containers, answers for their cgroup files with the kernel's names and units, and writes a
+ * container down (checkpoint) or brings one back (restore). The bus side (host.ts) only calls into this.
  *
  * Division of labor:
- *   Machine: containers and processes, system calls, cgroup files
+ *   Machine: containers, their lifecycle and cgroup files, checkpoint and restore (this file)
+ *   Processes: the process table, waits and exits (processes.ts); system calls (syscalls.ts)
+ *   OomKiller: who dies when memory runs out, in a container or on the host (oom.ts)
  *   Scheduler: which process runs on which core, for how long (scheduler/)
  *   Core: runs steps (cores.ts, core-worker.ts)
  *   Disk: the virtual disk (disk.ts)
+ *   persist.ts: the container record every part saves into and restores from
  */
 import { SlicelabError, type ContainerInfo, type DiskSpec, type Logger, type ProcessInfo } from '@slicelab/protocol';
-import { getProgram, pageSize, programNames, type FsOp, type ProgramArgs, type SyscallResult } from '@slicelab/programs';
-import { cpuWeightRead, defaultLimits, readCgroupFile, writeCgroupFile, cgroupFiles, type CgroupCounters, type CgroupLimits } from './cgroup.js';
-import { Container, exitCodes, type ContainerSpec, type Process } from './container.js';
+import { getProgram, pageSize, programNames, type ProgramArgs } from '@slicelab/programs';
+import { cpuWeightRead, defaultLimits, readCgroupFile, writeCgroupFile, cgroupFiles, Pressure, type CgroupCounters, type CgroupLimits } from './cgroup.js';
+import { Container, exitCodes, type ContainerSpec, type CreditSetting, type Process } from './container.js';
 import type { QuantumDone } from './core-protocol.js';
 import { Core } from './cores.js';
 import { Disk, IoGroup } from './disk.js';
-import { GuestMemory, collectGarbage } from './memory.js';
-import { UserNamespace } from './namespaces.js';
+import { GuestMemory, HostMemory, collectGarbage, type PageSet } from './memory.js';
+import { Rootfs, UserNamespace } from './namespaces.js';
+import { OomKiller } from './oom.js';
+import { saveContainer, type ContainerRecord } from './persist.js';
+import { Processes } from './processes.js';
 import { Bandwidth } from './scheduler/bandwidth.js';
-import { CreditAccount, t2Sizes, type CreditMode } from './scheduler/credit.js';
+import { CreditAccount, t2Sizes } from './scheduler/credit.js';
 import { policyNames, type PolicyName } from './scheduler/policy.js';
 import { SchedGroup, Scheduler, type Runnable, type TraceEvent } from './scheduler/scheduler.js';
+import { carryOut, forkAllowed, type SyscallContext } from './syscalls.js';
 
 export interface MachineOptions {
   /** the host's name, reported with its containers */
   host: string;
   cores: number;
-  /** bytes of host memory: each container's address space */
+  /** bytes of host memory: the physical memory all containers' touched pages share */
   memory: number;
   quantumMs: number;
   policy: PolicyName;
@@ -42,6 +48,19 @@ export interface MachineOptions {
 export interface RunSpec extends ContainerSpec {
   /** cgroup files to write before the first process starts: {"cpu.weight": "200", "memory.max": "256M"} */
   cgroup?: Record<string, string>;
+  /**
+   * a number unique in the cluster (the name claim's revision), from which the container's range of
+   * outside uids is chosen; without it, the host's own count
+   */
+  uidSlot?: number;
+}
+
+/** A container written down: the record and its touched pages. */
+export interface Checkpoint {
+  record: ContainerRecord;
+  pages: PageSet;
+  /** ms the container was held frozen for it */
+  frozenMs: number;
 }
 
 /** slicelab's own cgroup files for the credit scheduler; everything else is the kernel's. */
@@ -51,34 +70,36 @@ const creditFiles = {
   'cpu.credit.stat': 'balance launch earned spent surplus charged, in credits (read-only)',
 } as const;
 
-interface CreditSetting {
-  size: string;
-  mode: CreditMode;
-}
+/** How long a checkpoint waits for the container's quanta to end before it gives up. */
+const freezeTimeoutMs = 5000;
 
 const clock = () => performance.timeOrigin + performance.now();
+/** 65536 uids per container from 100000 on, as many as fit below 2^32 */
+const uidSlots = Math.floor((0x1_0000_0000 - 100_000) / 65_536);
 
 export class Machine {
   readonly cores: Core[];
   readonly scheduler: Scheduler;
   readonly disk: Disk;
+  readonly hostMemory: HostMemory;
+  private readonly processes: Processes;
+  private readonly oom: OomKiller;
+  private readonly syscalls: SyscallContext;
   private readonly containers = new Map<string, Container>();
-  private readonly processes = new Map<number, Process>();
-  private readonly credit = new Map<Container, CreditSetting>();
-  private nextGpid = 100;
   private nextContainer = 1;
-  private readonly samples = new Map<Container, { at: number; usage: number; percent: number }>();
-  /** each container's stall counters at the last pressure tick */
-  private readonly lastPressure = new Map<Container, { cpu: number; io: number }>();
   private readonly timers: NodeJS.Timeout[] = [];
 
   constructor(readonly options: MachineOptions) {
     this.cores = Array.from({ length: options.cores }, (_, i) => new Core(i));
     this.disk = new Disk(options.disk, clock);
+    this.hostMemory = HostMemory.create(options.memory);
     this.scheduler = new Scheduler(this.cores, { quantumMs: options.quantumMs, policy: options.policy, seed: options.seed, now: clock }, {
       task: (process, quantumMs) => this.task(process as Process, quantumMs),
       done: (process, report) => this.quantumDone(process as Process, report),
     });
+    this.processes = new Processes(this.scheduler, this.disk, options.seed, options.log);
+    this.oom = new OomKiller(this.processes, () => this.containers.values(), options.log);
+    this.syscalls = { processes: this.processes, oom: this.oom, hostMemory: this.hostMemory };
     this.timers.push(setInterval(() => this.sample(), 1000), setInterval(() => this.tickPressure(), 2000));
   }
 
@@ -97,6 +118,10 @@ export class Machine {
     return this.containers.size;
   }
 
+  has(name: string): boolean {
+    return this.containers.has(name);
+  }
+
   /** Creates a container and starts its first process; on any error nothing is left behind. */
   run(spec: RunSpec): ContainerInfo {
     if (this.containers.has(spec.name)) throw new SlicelabError('EEXIST', `a container named "${spec.name}" exists on this host`);
@@ -104,25 +129,21 @@ export class Machine {
     let limits = defaultLimits();
     for (const [file, value] of Object.entries(spec.cgroup ?? {})) {
       if (file in creditFiles) continue;
-      const result = writeCgroupFile(file, value, limits, this.options.cores);
-      limits = result.limits;
+      limits = writeCgroupFile(file, value, limits, this.options.cores).limits;
     }
-    const creditSetting = this.parseCredit(spec.cgroup ?? {});
+    this.checkFits(limits.memoryMax, 0);
+    const credit = this.parseCredit(spec.cgroup ?? {});
     const initialRegs = this.init(program.name, spec.args);
     const id = this.nextContainer++;
-    const group = new SchedGroup(id, limits.cpuWeight);
-    const io = new IoGroup(id, limits.ioWeight);
-    const memory = GuestMemory.create(this.options.memory);
-    // each container gets its own range of host uids, so root in one is nobody in another
-    const userns = new UserNamespace([{ inside: 0, outside: 100_000 + 65_536 * id, length: 65_536 }]);
-    const container = new Container(id, { name: spec.name, program: program.name, args: spec.args, hostname: spec.hostname }, userns, memory, group, io, limits);
-    this.credit.set(container, creditSetting);
-    for (const core of this.cores) core.attach(id, memory.shared);
-    this.containers.set(spec.name, container);
-    this.scheduler.add(group);
-    this.disk.add(io);
-    this.apply(container, limits);
-    this.startProcess(container, program.name, spec.args, 0, initialRegs);
+    // each container gets its own range of outside uids, so root in one is nobody in another
+    const slot = (spec.uidSlot ?? id) % uidSlots;
+    const userns = new UserNamespace([{ inside: 0, outside: 100_000 + 65_536 * slot, length: 65_536 }]);
+    const memory = GuestMemory.create(this.options.memory, this.hostMemory);
+    const container = new Container(id, { name: spec.name, program: program.name, args: spec.args, hostname: spec.hostname }, userns, memory,
+      new SchedGroup(id, limits.cpuWeight), new IoGroup(id, limits.ioWeight), limits);
+    container.credit = credit;
+    this.admit(container);
+    this.processes.start(container, program.name, spec.args, 0, initialRegs);
     this.options.log?.info({ container: spec.name, program: program.name }, 'container started');
     return this.info(container);
   }
@@ -131,15 +152,14 @@ export class Machine {
   exec(name: string, programName: string, args: ProgramArgs): ProcessInfo {
     const container = this.running(name);
     const program = this.program(programName);
-    if (!this.checkPids(container)) throw new SlicelabError('EAGAIN', `container "${name}" is at pids.max (${container.limits.pidsMax})`);
-    const process = this.startProcess(container, program.name, args, 1, this.init(program.name, args));
-    return this.processInfo(process);
+    if (!forkAllowed(container)) throw new SlicelabError('EAGAIN', `container "${name}" is at pids.max (${container.limits.pidsMax})`);
+    return this.processInfo(this.processes.start(container, program.name, args, 1, this.init(program.name, args)));
   }
 
   /** Docker's stop: every process ends (SIGTERM's exit code); the container stays, `start` runs it again. */
   stop(name: string): ContainerInfo {
     const container = this.get(name);
-    if (container.state === 'running') this.end(container, exitCodes.sigterm, 'stopped');
+    if (container.state === 'running') this.processes.end(container, exitCodes.sigterm, 'stopped');
     return this.info(container);
   }
 
@@ -150,8 +170,7 @@ export class Machine {
     container.state = 'running';
     container.exitCode = undefined;
     container.nextPid = 1;
-    this.scheduler.add(container.group);
-    this.startProcess(container, container.spec.program, container.spec.args, 0, regs);
+    this.processes.start(container, container.spec.program, container.spec.args, 0, regs);
     return this.info(container);
   }
 
@@ -159,7 +178,7 @@ export class Machine {
   kill(name: string): ContainerInfo {
     const container = this.get(name);
     if (container.state !== 'running') throw new SlicelabError('EINVAL', `container "${name}" is not running`);
-    this.end(container, exitCodes.sigkill, 'killed');
+    this.processes.end(container, exitCodes.sigkill, 'killed');
     return this.info(container);
   }
 
@@ -167,17 +186,9 @@ export class Machine {
     const container = this.get(name);
     if (container.state === 'running') {
       if (!force) throw new SlicelabError('EBUSY', `container "${name}" is running; stop or kill it first, or remove it with --force`);
-      this.end(container, exitCodes.sigkill, 'removed');
+      this.processes.end(container, exitCodes.sigkill, 'removed');
     }
-    this.scheduler.remove(container.group);
-    this.disk.remove(container.io);
-    this.containers.delete(name);
-    // once every core has let go (after the killed processes' last reports), no isolate holds the memory
-    let holding = this.cores.length;
-    for (const core of this.cores) core.detach(container.id, () => --holding === 0 && collectGarbage());
-    this.credit.delete(container);
-    this.samples.delete(container);
-    this.lastPressure.delete(container);
+    this.evict(container);
   }
 
   ps(): ContainerInfo[] {
@@ -186,6 +197,11 @@ export class Machine {
 
   inspect(name: string): ContainerInfo {
     return this.info(this.get(name));
+  }
+
+  /** The memory digest of the container's touched pages (what an image's header carries). */
+  pages(name: string): PageSet {
+    return this.get(name).memory.touchedCopy();
   }
 
   /** The container's log: what its processes wrote with ctx.log, crashes and OOM kills; the last 200 lines. */
@@ -206,15 +222,15 @@ export class Machine {
     const container = this.get(name);
     if (file === 'cpu.credit.stat') throw new SlicelabError('EACCES', `${file} is read-only`);
     if (file in creditFiles) {
-      const setting = this.parseCredit({ ...this.creditFileValues(container), [file]: value });
-      this.credit.set(container, setting);
+      container.credit = this.parseCredit({ ...this.creditFileValues(container), [file]: value });
       this.applyCredit(container);
       return this.readFile(container, file);
     }
     const result = writeCgroupFile(file, value, container.limits, this.options.cores);
+    if (file === 'memory.max') this.checkFits(result.limits.memoryMax, container.memory.currentBytes);
     container.limits = result.limits;
-    this.apply(container, result.limits);
-    if (result.kill && container.state === 'running') this.end(container, exitCodes.sigkill, 'cgroup.kill');
+    this.apply(container);
+    if (result.kill && container.state === 'running') this.processes.end(container, exitCodes.sigkill, 'cgroup.kill');
     return file === 'cgroup.kill' ? '' : this.readFile(container, file);
   }
 
@@ -238,12 +254,162 @@ export class Machine {
     return { events: this.scheduler.stopTrace(), groups };
   }
 
+  /**
+   * Writes a running container down, as `criu dump` does: it is frozen (its processes finish the quantum
+   * they are in, then none runs), its record and touched pages are copied, and it runs on (`thaw`) or
+   * stays frozen for the caller to end once the image is safe (`end`).
+   */
+  async checkpoint(name: string): Promise<Checkpoint> {
+    const container = this.get(name);
+    if (container.state !== 'running') throw new SlicelabError('EINVAL', `container "${name}" is not running (${container.state}); only a running container can be checkpointed`);
+    if (container.checkpointing) throw new SlicelabError('EBUSY', `container "${name}" is being checkpointed already`);
+    const began = clock();
+    container.checkpointing = true;
+    this.scheduler.setFrozen(container.group, true);
+    const deadline = began + freezeTimeoutMs;
+    while (container.group.running > 0 || container.dying.size > 0) {
+      if (clock() > deadline) {
+        this.thaw(name);
+        throw new SlicelabError('ETIMEDOUT', `container "${name}" did not stop within ${freezeTimeoutMs} ms`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    const now = clock();
+    const record = saveContainer(container, { now, wallMs: Date.now(), reference: this.scheduler.reference, deviceVtime: this.disk.vtime });
+    const pages = container.memory.touchedCopy();
+    return { record, pages, frozenMs: clock() - began };
+  }
+
+  /** Lets a checkpointed container run on (leave-running, or an image that could not be delivered). */
+  thaw(name: string): void {
+    const container = this.containers.get(name);
+    if (!container?.checkpointing) return;
+    container.checkpointing = false;
+    this.scheduler.setFrozen(container.group, container.limits.frozen);
+  }
+
+  /**
+   * Brings a container back from its record and pages, under `name` (default: its own), exactly where it
+   * stopped: registers, pids inside, memory byte for byte, counters, the time left on each sleep, and
+   * its clock (the time namespace), which continues from its value at the checkpoint. All or nothing: any
+   * problem leaves this host as it was.
+   */
+  restore(record: ContainerRecord, pageSet: PageSet, name = record.name): ContainerInfo {
+    if (this.containers.has(name)) throw new SlicelabError('EEXIST', `a container named "${name}" exists on this host`);
+    for (const p of record.processes) this.program(p.program);
+    const words = Math.ceil(Math.ceil(record.memory.size / pageSize) / 32) * 4;
+    if (record.memory.dirty.length !== words || record.memory.present.length !== words) throw new SlicelabError('EINVAL', 'container record: memory bitmaps do not match its size');
+    if (record.memory.size > this.options.memory) {
+      throw new SlicelabError('ENOMEM', `container "${name}" has ${record.memory.size} bytes of address space; this host has ${this.options.memory}`);
+    }
+    const lastPage = pageSet.pageNumbers.at(-1);
+    if (lastPage !== undefined && (lastPage + 1) * pageSize > record.memory.size) throw new SlicelabError('EINVAL', 'checkpoint image: a page lies outside the container\'s memory');
+    const limits = record.limits as CgroupLimits;
+    this.checkFits(limits.memoryMax, pageSet.pageNumbers.length * pageSize);
+    const memory = GuestMemory.restore(record.memory, pageSet, this.hostMemory);
+    if (!memory) throw this.noRoom(name, pageSet.pageNumbers.length * pageSize);
+    const now = clock();
+    const id = this.nextContainer++;
+    let container: Container | undefined;
+    let gpids: Map<number, number>;
+    try {
+      const spec = { ...record.spec, name, hostname: record.hostname };
+      container = new Container(id, spec, new UserNamespace(record.uidMap), memory, new SchedGroup(id, limits.cpuWeight), new IoGroup(id, limits.ioWeight), limits);
+      container.rootfs = Rootfs.restore(record.rootfs);
+      container.createdAt = record.createdAt;
+      container.nextPid = record.nextPid;
+      container.pidsPeak = record.pidsPeak;
+      container.clockOffset = record.clockMs - now;
+      container.credit = { size: record.credit.size, mode: record.credit.mode };
+      Object.assign(container.events, record.events);
+      container.pressure = {
+        cpu: Pressure.restore(record.pressure.cpu, Date.now()), memory: Pressure.restore(record.pressure.memory, Date.now()), io: Pressure.restore(record.pressure.io, Date.now()),
+      };
+      container.lastStalls = { ...record.lastStalls };
+      for (const line of record.logs) container.log(line);
+      const group = container.group;
+      group.load(record.sched, now, this.scheduler.reference);
+      if (record.cpuMax) group.cpuMax = Bandwidth.restore(record.cpuMax, now);
+      if (record.baseline) group.baseline = Bandwidth.restore(record.baseline, now);
+      if (record.credit.account) group.credit = CreditAccount.restore(record.credit.account, now);
+      container.io.load(record.io, now, this.disk.vtime);
+      this.parseCredit({ 'cpu.credit.size': record.credit.size, 'cpu.credit.mode': record.credit.mode });
+      // host pids are this host's: each process gets a new one, and its regions follow it
+      gpids = new Map(record.processes.map((p) => [p.pid, this.processes.newGpid()]));
+      if (gpids.size !== record.processes.length) throw new SlicelabError('EINVAL', 'container record: two processes have one pid');
+      for (const region of record.regions) {
+        const owner = gpids.get(region.ownerPid);
+        if (owner === undefined || region.addr % pageSize !== 0 || region.addr + region.bytes > record.memory.size) {
+          throw new SlicelabError('EINVAL', `container record: region at ${region.addr} is not valid`);
+        }
+        container.regions.set(region.addr, { addr: region.addr, bytes: region.bytes, owner });
+      }
+      this.admit(container);
+    } catch (error) {
+      if (container && this.containers.get(name) === container) this.evict(container);
+      else memory.releaseHost();
+      throw error instanceof SlicelabError ? error : new SlicelabError('EINVAL', `container record: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    this.revive(container, record, gpids, now);
+    this.options.log?.info({ container: name, processes: record.processes.length, pages: pageSet.pageNumbers.length }, 'container restored');
+    return this.info(container);
+  }
+
   async close(): Promise<void> {
     for (const timer of this.timers) clearInterval(timer);
-    for (const container of this.containers.values()) if (container.state === 'running') this.end(container, exitCodes.sigkill, 'host stopping');
+    for (const container of this.containers.values()) if (container.state === 'running') this.processes.end(container, exitCodes.sigkill, 'host stopping');
     this.scheduler.close();
     this.disk.close();
     await Promise.all(this.cores.map((core) => core.close()));
+  }
+
+  /** Puts the restored processes back where they were: on the run queue, asleep for what was left, or on the disk. */
+  private revive(container: Container, record: ContainerRecord, gpids: Map<number, number>, now: number): void {
+    for (const saved of record.processes) {
+      const ret = saved.ret ?? undefined;
+      const process: Process = {
+        gpid: gpids.get(saved.pid)!, pid: saved.pid, ppid: saved.ppid, container, group: container.group, program: saved.program,
+        args: saved.args, regs: saved.regs, ret, rand: saved.rand, state: 'runnable', uid: saved.uid, cpuMs: saved.cpuMs,
+        startedAt: saved.startedAt, runnableSince: now,
+      };
+      this.processes.add(process);
+      const wait = saved.wait;
+      if (wait?.kind === 'sleep') this.processes.wait(process, { kind: 'sleep', until: now + wait.remainingMs, ret: wait.ret ?? undefined });
+      else if (wait?.kind === 'io') this.processes.wait(process, { kind: 'io', op: wait.op, bytes: wait.bytes });
+      else this.processes.ready(process, ret);
+    }
+  }
+
+  /** Makes a container part of the host: its memory on every core, its groups in the scheduler and the disk, its limits applied. */
+  private admit(container: Container): void {
+    for (const core of this.cores) core.attach(container.id, container.memory.shared);
+    this.containers.set(container.name, container);
+    this.scheduler.add(container.group);
+    this.disk.add(container.io);
+    this.apply(container);
+  }
+
+  /** Takes an ended container off the host and gives its memory back. */
+  private evict(container: Container): void {
+    this.scheduler.remove(container.group);
+    this.disk.remove(container.io);
+    this.containers.delete(container.name);
+    container.memory.releaseHost();
+    // once every core has let go (after the killed processes' last reports), no isolate holds the memory
+    let holding = this.cores.length;
+    for (const core of this.cores) core.detach(container.id, () => --holding === 0 && collectGarbage());
+  }
+
+  /** memory.max (or what a restore brings) must fit in the host's physical memory. */
+  private checkFits(memoryMax: number | null, bytesNow: number): void {
+    if (memoryMax !== null && memoryMax > this.options.memory) {
+      throw new SlicelabError('ENOMEM', `memory.max ${memoryMax} is more than this host's memory (${this.options.memory} bytes)`);
+    }
+    if (bytesNow > this.hostMemory.limitBytes) throw this.noRoom('the container', bytesNow);
+  }
+
+  private noRoom(name: string, bytes: number): SlicelabError {
+    return new SlicelabError('ENOMEM', `${name === 'the container' ? name : `container "${name}"`} needs ${bytes} bytes of memory; this host has ${this.hostMemory.freeBytes} free of ${this.hostMemory.limitBytes}`);
   }
 
   private program(name: string) {
@@ -272,31 +438,11 @@ export class Machine {
     return container;
   }
 
-  /** pids.max, checked again on the host: cores racing each other may both have seen room for one. */
-  private checkPids(container: Container): boolean {
-    container.memory.setPidsCurrent(container.live().length);
-    return container.memory.forkAllowed();
-  }
-
-  private startProcess(container: Container, program: string, args: ProgramArgs, ppid: number, regs: Record<string, unknown>): Process {
-    const process: Process = {
-      gpid: this.nextGpid++, pid: container.nextPid++, ppid, container, group: container.group, program, args, regs,
-      ret: undefined, rand: (this.options.seed * 2654435761 + container.id * 40503 + container.nextPid * 97) >>> 0,
-      state: 'runnable', uid: 0, cpuMs: 0, startedAt: Date.now(), runnableSince: clock(),
-    };
-    container.processes.set(process.pid, process);
-    this.processes.set(process.gpid, process);
-    container.pidsPeak = Math.max(container.pidsPeak, container.live().length);
-    container.memory.setPidsCurrent(container.live().length);
-    this.scheduler.enqueue(process);
-    return process;
-  }
-
   private task(process: Process, quantumMs: number) {
     process.state = 'running';
     return {
       kind: 'run' as const, gpid: process.gpid, pid: process.pid, container: process.container.id, program: process.program,
-      args: process.args, regs: process.regs, ret: process.ret, rand: process.rand, quantumMs,
+      args: process.args, regs: process.regs, ret: process.ret, rand: process.rand, clockOffset: process.container.clockOffset, quantumMs,
     };
   }
 
@@ -317,179 +463,21 @@ export class Machine {
     }
     if (process.state === 'exited') {
       // killed while it was on a core: only now has the core stopped writing its memory
-      this.releaseRegions(process);
+      container.dying.delete(process);
+      this.processes.releaseRegions(process);
+      this.oom.freed();
       return 0;
     }
     // off the core: from here on, killing it releases its memory at once
     process.state = 'runnable';
     process.regs = report.regs;
     process.rand = report.rand;
-    // a step that faulted before it ran, or a task taken back before it began, keeps the result it has not seen yet
-    if (report.steps > 0) process.ret = undefined;
     this.throttleHigh(container);
     const began = performance.now();
-    this.syscall(process, report);
+    carryOut(this.syscalls, process, report.outcome, report.ret);
     const systemMs = performance.now() - began;
     container.group.systemMs += systemMs;
     return systemMs;
-  }
-
-  private syscall(process: Process, report: QuantumDone): void {
-    const container = process.container;
-    const outcome = report.outcome;
-    const ready = (ret?: Process['ret']) => {
-      if (process.state === 'exited') return;
-      process.ret = ret;
-      process.state = 'runnable';
-      this.scheduler.enqueue(process);
-    };
-    if (outcome === undefined) return ready();
-    switch (outcome.sys) {
-      case 'yield':
-        return ready();
-      case 'exit':
-        return this.exit(process, outcome.code);
-      case 'sleep':
-        process.state = 'sleeping';
-        process.wake = setTimeout(() => ready({ ok: true }), Math.max(0, outcome.ms));
-        return;
-      case 'spawn': {
-        const program = getProgram(outcome.program);
-        if (!program) return ready({ ok: false, errno: 'ENOENT' });
-        if (!this.checkPids(container)) return ready({ ok: false, errno: 'EAGAIN' });
-        let regs;
-        try {
-          regs = program.init(outcome.args ?? {});
-        } catch {
-          return ready({ ok: false, errno: 'EINVAL' });
-        }
-        const child = this.startProcess(container, program.name, outcome.args ?? {}, process.pid, regs);
-        return ready({ ok: true, value: child.pid });
-      }
-      case 'alloc': {
-        const max = container.limits.memoryMax;
-        if (max !== null && outcome.bytes > max) {
-          // more than memory.max could ever hold: refused at the limit, and counted there
-          container.memory.countMaxEvent();
-          return ready({ ok: false, errno: 'ENOMEM' });
-        }
-        const addr = outcome.bytes > 0 ? container.place(outcome.bytes, pageSize) : undefined;
-        if (addr === undefined) return ready({ ok: false, errno: 'ENOMEM' });
-        container.regions.set(addr, { addr, bytes: outcome.bytes, owner: process.gpid });
-        return ready({ ok: true, value: addr });
-      }
-      case 'free': {
-        const region = container.regions.get(outcome.addr);
-        if (!region) return ready({ ok: false, errno: 'EINVAL' });
-        container.memory.release(region.addr, region.bytes);
-        container.regions.delete(region.addr);
-        return ready({ ok: true });
-      }
-      case 'io':
-        process.state = 'io';
-        this.disk.submit(container.io, outcome.op, Math.max(0, outcome.bytes), () => ready({ ok: true, value: outcome.bytes }));
-        return;
-      case 'fs':
-        return ready(this.fs(container, outcome.op, outcome.path, outcome.data ?? ''));
-      case 'fault':
-        if (outcome.kind === 'oom') return this.oom(process, ready);
-        // postcopy: the page is on its way; try again shortly
-        process.state = 'sleeping';
-        process.wake = setTimeout(() => ready(process.ret), 1);
-        return;
-      case 'crash':
-        container.log(`[${process.pid}] ${process.program} crashed: ${outcome.message}`);
-        process.killedBy = `crash: ${outcome.message}`;
-        return this.exit(process, exitCodes.sigsegv);
-    }
-  }
-
-  /** The `fs` system call, on the container's own rootfs (its mount namespace). */
-  private fs(container: Container, op: FsOp, path: string, data: string): SyscallResult {
-    const fs = container.rootfs;
-    try {
-      switch (op) {
-        case 'read':
-          return { ok: true, data: new TextDecoder().decode(fs.read(path)) };
-        case 'list':
-          return { ok: true, data: fs.list(path).map((name) => `${name}\n`).join('') };
-        case 'write':
-          fs.write(path, data);
-          return { ok: true };
-        case 'append':
-          fs.append(path, data);
-          return { ok: true };
-        case 'mkdir':
-          fs.mkdir(path);
-          return { ok: true };
-        case 'remove':
-          fs.remove(path);
-          return { ok: true };
-        default:
-          return { ok: false, errno: 'EINVAL' };
-      }
-    } catch (error) {
-      if (error instanceof SlicelabError) return { ok: false, errno: error.code };
-      throw error;
-    }
-  }
-
-  /**
-   * memory.max was hit: the OOM killer picks the container's process holding the most memory and kills
-   * it, in this container only. If the faulting process survives, its step runs again.
-   */
-  private oom(faulting: Process, retry: (ret?: Process['ret']) => void): void {
-    const container = faulting.container;
-    container.events.oom++;
-    const victim = this.biggest(container, this.heldPages(container), faulting) ?? faulting;
-    this.oomKill(victim);
-    if (victim !== faulting) retry(faulting.ret);
-  }
-
-  /**
-   * memory.max written below memory.current: with nothing to reclaim (no page cache, no swap), the kernel's
-   * memory_max_write goes straight to the OOM killer, once per process, biggest first, until usage fits.
-   * A process killed on a core gives its pages back when its quantum ends, so what it held is counted
-   * off at once.
-   */
-  private shrinkTo(container: Container, maxBytes: number | null): void {
-    if (maxBytes === null) return;
-    const held = this.heldPages(container);
-    let current = container.memory.currentBytes;
-    while (current > maxBytes) {
-      const victim = this.biggest(container, held);
-      const pages = victim ? held.get(victim.gpid) ?? 0 : 0;
-      // what is left over belongs to processes already killed, whose cores give it back at their reports
-      if (!victim || pages === 0) return;
-      container.events.oom++;
-      this.oomKill(victim);
-      current -= pages * pageSize;
-    }
-  }
-
-  /** The OOM killer's choice: the live process holding the most pages; ties go to `first`, else the lowest pid. */
-  private biggest(container: Container, held: Map<number, number>, first?: Process): Process | undefined {
-    let victim = first;
-    for (const process of container.live()) if (!victim || (held.get(process.gpid) ?? 0) > (held.get(victim.gpid) ?? 0)) victim = process;
-    return victim;
-  }
-
-  /** Touched pages of each process's regions, by global pid. */
-  private heldPages(container: Container): Map<number, number> {
-    const held = new Map<number, number>();
-    for (const region of container.regions.values()) {
-      held.set(region.owner, (held.get(region.owner) ?? 0) + container.memory.touchedPages(region.addr, region.bytes));
-    }
-    return held;
-  }
-
-  private oomKill(victim: Process): void {
-    const container = victim.container;
-    container.events.oomKill++;
-    victim.killedBy = 'oom';
-    container.log(`[${victim.pid}] ${victim.program} killed by the OOM killer (memory.max ${container.limits.memoryMax})`);
-    this.options.log?.warn({ container: container.name, pid: victim.pid }, 'oom kill');
-    this.exit(victim, exitCodes.sigkill);
   }
 
   /** memory.high: above it the container is slowed down, never killed. */
@@ -504,57 +492,18 @@ export class Machine {
     container.pressure.memory.stall('some', penalty * 1000);
   }
 
-  private exit(process: Process, code: number): void {
-    if (process.state === 'exited') return;
-    const container = process.container;
-    clearTimeout(process.wake);
-    this.scheduler.dequeue(process);
-    const onCore = process.state === 'running';
-    process.state = 'exited';
-    process.exitCode = code;
-    // a process still on a core keeps writing until its quantum ends: its memory goes back then
-    if (!onCore) this.releaseRegions(process);
-    this.processes.delete(process.gpid);
-    container.reap(process);
-    container.memory.setPidsCurrent(container.live().length);
-    if (process.pid === 1) {
-      // init is gone: the kernel kills every process of the namespace
-      for (const other of container.live()) this.exit(other, exitCodes.sigkill);
-      container.state = 'exited';
-      container.exitCode = code;
-    }
-  }
-
-  private releaseRegions(process: Process): void {
-    const container = process.container;
-    for (const region of [...container.regions.values()]) {
-      if (region.owner !== process.gpid) continue;
-      container.memory.release(region.addr, region.bytes);
-      container.regions.delete(region.addr);
-    }
-  }
-
-  private end(container: Container, code: number, why: string): void {
-    for (const process of container.live()) {
-      process.killedBy ??= why;
-      this.exit(process, code);
-    }
-    container.state = 'exited';
-    container.exitCode = code;
-  }
-
   /** Makes the runtime follow the limits: weights, bandwidth, cpuset, memory.max, io, freezing. */
-  private apply(container: Container, limits: CgroupLimits): void {
-    const group = container.group;
+  private apply(container: Container): void {
+    const { group, limits } = container;
     group.weight = limits.cpuWeight;
     const now = clock();
     if (limits.cpuMax.quota === null) group.cpuMax = null;
     else if (group.cpuMax) group.cpuMax.update(limits.cpuMax.quota / 1000, limits.cpuMax.period / 1000, limits.cpuMaxBurst / 1000);
     else group.cpuMax = new Bandwidth(limits.cpuMax.quota / 1000, limits.cpuMax.period / 1000, limits.cpuMaxBurst / 1000, now);
     group.cpus = limits.cpus ? new Set(limits.cpus) : null;
-    this.scheduler.setFrozen(group, limits.frozen);
+    this.scheduler.setFrozen(group, limits.frozen || container.checkpointing);
     container.memory.setMax(limits.memoryMax);
-    this.shrinkTo(container, limits.memoryMax);
+    this.oom.shrinkTo(container, limits.memoryMax);
     container.memory.setPidsMax(limits.pidsMax);
     container.io.weight = limits.ioWeight;
     container.io.limits = { ...limits.ioMax };
@@ -562,22 +511,27 @@ export class Machine {
     this.scheduler.kick();
   }
 
-  /** Under the credit scheduler a container has a T2 account, its size's vCPUs and baseline. */
+  /**
+   * Under the credit scheduler a container has a T2 account, its size's vCPUs and baseline. The account
+   * and the baseline limiter are made once per size: a cgroup write must not refill them.
+   */
   private applyCredit(container: Container): void {
     const group = container.group;
-    const setting = this.credit.get(container)!;
     if (this.policy !== 'credit') {
       group.credit = null;
       group.baseline = null;
       group.maxConcurrent = Infinity;
       return;
     }
-    const size = t2Sizes[setting.size]!;
+    const size = t2Sizes[container.credit.size]!;
     const now = clock();
-    if (!group.credit || group.credit.size !== size) group.credit = new CreditAccount(size, setting.mode, this.options.creditSpeed, now);
-    group.credit.mode = setting.mode;
+    if (!group.credit || group.credit.size !== size) {
+      group.credit = new CreditAccount(size, container.credit.mode, this.options.creditSpeed, now);
+      group.baseline = null;
+    }
+    group.credit.mode = container.credit.mode;
     group.maxConcurrent = size.vcpus;
-    group.baseline = new Bandwidth(size.baseline * size.vcpus * 100, 100, 0, now);
+    group.baseline ??= new Bandwidth(size.baseline * size.vcpus * 100, 100, 0, now);
   }
 
   private parseCredit(files: Record<string, string>): CreditSetting {
@@ -589,15 +543,14 @@ export class Machine {
   }
 
   private creditFileValues(container: Container): Record<string, string> {
-    const setting = this.credit.get(container)!;
-    return { 'cpu.credit.size': setting.size, 'cpu.credit.mode': setting.mode };
+    return { 'cpu.credit.size': container.credit.size, 'cpu.credit.mode': container.credit.mode };
   }
 
   private readFile(container: Container, file: string): string {
     if (file === 'cpu.credit.size' || file === 'cpu.credit.mode') return this.creditFileValues(container)[file]!;
     if (file === 'cpu.credit.stat') {
       const stat = container.group.credit?.stat(clock(), this.scheduler.quantumMs);
-      if (!stat) return `size ${this.credit.get(container)!.size}\nactive 0`;
+      if (!stat) return `size ${container.credit.size}\nactive 0`;
       const f = (n: number) => n.toFixed(3);
       return [`size ${stat.size}`, 'active 1', `mode ${stat.mode}`, `balance ${f(stat.balance)}`, `launch ${f(stat.launch)}`, `earned ${f(stat.earned)}`,
         `spent ${f(stat.spent)}`, `surplus ${f(stat.surplus)}`, `charged ${f(stat.charged)}`, `at_baseline ${stat.atBaseline ? 1 : 0}`].join('\n');
@@ -634,7 +587,7 @@ export class Machine {
     return {
       name: container.name, host: this.options.host, id: container.id, program: container.spec.program, state: container.state, exitCode: container.exitCode,
       frozen: container.limits.frozen, hostname: container.hostname, createdAt: container.createdAt, cpuWeight: cpuWeightRead(container.limits),
-      cpuUsageMs: container.group.usageMs, cpuPercent: this.samples.get(container)?.percent ?? 0,
+      cpuUsageMs: container.group.usageMs, cpuPercent: container.sample?.percent ?? 0,
       memoryCurrent: container.memory.currentBytes, memoryMax: container.limits.memoryMax,
       pids: live.length, pidsMax: container.limits.pidsMax, uidMap: container.userns.toString(),
       processes: live.map((p) => this.processInfo(p)),
@@ -653,21 +606,21 @@ export class Machine {
   private sample(): void {
     const now = clock();
     for (const container of this.containers.values()) {
-      const last = this.samples.get(container);
+      const last = container.sample;
       const usage = container.group.usageMs;
       const percent = last ? ((usage - last.usage) / (now - last.at)) * 100 : 0;
-      this.samples.set(container, { at: now, usage, percent });
+      container.sample = { at: now, usage, percent };
     }
   }
 
   private tickPressure(): void {
     const now = Date.now();
     for (const container of this.containers.values()) {
-      const last = this.lastPressure.get(container) ?? { cpu: 0, io: 0 };
+      const last = container.lastStalls;
       const waited = { cpu: container.group.waitedMs, io: container.io.stat.waitedMs };
       container.pressure.cpu.stall('some', (waited.cpu - last.cpu) * 1000);
       container.pressure.io.stall('some', (waited.io - last.io) * 1000);
-      this.lastPressure.set(container, waited);
+      container.lastStalls = waited;
       for (const pressure of Object.values(container.pressure)) pressure.tick(now);
     }
   }

@@ -3,7 +3,14 @@
  * bitmaps in shared Int32Arrays: dirty (set on every write, with Atomics.or), present (cleared on a
  * postcopy destination until the page arrives), touched (first write charges the page to
  * memory.current; untouched pages read as zero and are never sent). The charge is checked against
- * memory.max atomically, so cores racing for the last page cannot overshoot it.
+ * memory.max atomically, so cores racing for the last page cannot overshoot it, and then against the
+ * host's physical memory (`HostMemory`, one block shared by every container of the host): the sum of
+ * all containers' touched pages never passes what the config gives the host.
+ *
+ * A write stores its bytes first and sets the dirty bit after (an Atomics operation after the store
+ * orders them). A reader for a checkpoint or a migration (`takePage`) clears the bit first and copies
+ * after: a write that races in sets the bit again and the page goes in the next round. The other order
+ * (bit, then bytes) let the reader clear the bit, copy the old bytes and lose the write.
  *
  * The same class runs on the host's main thread and inside cores; only the shared buffers travel.
  */
@@ -39,19 +46,88 @@ export function collectGarbage(): void {
   (globalThis as { gc?: () => void }).gc?.();
 }
 
+/** The host's physical memory, shared by all its containers: pages in use and the most there are. */
+const enum HostCtl {
+  Used = 0,
+  Limit = 1,
+  Words = 2,
+}
+
+export class HostMemory {
+  private readonly control: Int32Array;
+
+  constructor(readonly shared: SharedArrayBuffer) {
+    this.control = new Int32Array(shared);
+  }
+
+  static create(bytes: number): HostMemory {
+    const memory = new HostMemory(new SharedArrayBuffer(HostCtl.Words * 4));
+    Atomics.store(memory.control, HostCtl.Limit, Math.min(0x7fffffff, Math.floor(bytes / pageSize)));
+    return memory;
+  }
+
+  get usedBytes(): number {
+    return Atomics.load(this.control, HostCtl.Used) * pageSize;
+  }
+
+  get limitBytes(): number {
+    return Atomics.load(this.control, HostCtl.Limit) * pageSize;
+  }
+
+  get freeBytes(): number {
+    return this.limitBytes - this.usedBytes;
+  }
+
+  /** Charges `pages` if they all fit; false (nothing charged) if not. */
+  charge(pages: number): boolean {
+    const used = Atomics.add(this.control, HostCtl.Used, pages) + pages;
+    if (used <= Atomics.load(this.control, HostCtl.Limit)) return true;
+    Atomics.sub(this.control, HostCtl.Used, pages);
+    return false;
+  }
+
+  uncharge(pages: number): void {
+    Atomics.sub(this.control, HostCtl.Used, pages);
+  }
+}
+
 export interface MemoryShared {
   data: SharedArrayBuffer;
   dirty: SharedArrayBuffer;
   present: SharedArrayBuffer;
   touched: SharedArrayBuffer;
   control: SharedArrayBuffer;
+  /** the host's HostMemory block */
+  host: SharedArrayBuffer;
 }
 
-/** A memory access that cannot complete now: the step stops and runs again later. */
+/**
+ * A memory access that cannot complete now: the step stops and runs again later. `oom`: over the
+ * container's memory.max; `host-oom`: the host's physical memory is all in use; `missing`: the page has
+ * not arrived yet (postcopy).
+ */
 export class MemoryFault extends Error {
-  constructor(readonly kind: 'oom' | 'missing', readonly page: number) {
-    super(kind === 'oom' ? `page ${page} over memory.max` : `page ${page} not present`);
+  constructor(readonly kind: 'oom' | 'host-oom' | 'missing', readonly page: number) {
+    super(kind === 'oom' ? `page ${page} over memory.max` : kind === 'host-oom' ? `page ${page}: the host's memory is full` : `page ${page} not present`);
   }
+}
+
+/** What a container's memory is, besides its pages (which travel in their own section of an image). */
+export interface MemoryState {
+  /** bytes of address space */
+  size: number;
+  peakPages: number;
+  eventsMax: number;
+  pidsEvents: number;
+  /** the dirty and present bitmaps, one bit per page */
+  dirty: Uint8Array;
+  present: Uint8Array;
+}
+
+/** A copy of the touched pages: ascending page numbers and their bytes back to back. */
+export interface PageSet {
+  pageNumbers: Uint32Array;
+  pages: Uint8Array;
 }
 
 export class GuestMemory implements MemoryAccess {
@@ -63,6 +139,7 @@ export class GuestMemory implements MemoryAccess {
   private readonly present: Int32Array;
   private readonly touched: Int32Array;
   private readonly control: Int32Array;
+  private readonly host: HostMemory;
   /** pages handed out as f64 views during the current step, as address, length pairs; marked dirty again when the step ends */
   private readonly viewed: number[] = [];
 
@@ -75,10 +152,14 @@ export class GuestMemory implements MemoryAccess {
     this.present = new Int32Array(shared.present);
     this.touched = new Int32Array(shared.touched);
     this.control = new Int32Array(shared.control);
+    this.host = new HostMemory(shared.host);
   }
 
-  /** Reserves `size` bytes of address space; pages cost nothing until first written. */
-  static create(size: number): GuestMemory {
+  /**
+   * Reserves `size` bytes of address space; pages cost nothing until first written. Without a host, the
+   * memory has a host of its own as large as its address space.
+   */
+  static create(size: number, host = HostMemory.create(size)): GuestMemory {
     const pages = Math.ceil(size / pageSize);
     const words = Math.ceil(pages / 32) * 4;
     const memory = new GuestMemory({
@@ -87,6 +168,7 @@ export class GuestMemory implements MemoryAccess {
       present: new SharedArrayBuffer(words),
       touched: new SharedArrayBuffer(words),
       control: new SharedArrayBuffer(Ctl.Words * 4),
+      host: host.shared,
     });
     new Int32Array(memory.shared.present).fill(-1);
     memory.control[Ctl.Max] = -1;
@@ -149,11 +231,13 @@ export class GuestMemory implements MemoryAccess {
   write(addr: number, bytes: Uint8Array): void {
     this.check(addr, bytes.length, true);
     this.bytes.set(bytes, addr);
+    this.markDirty(addr, bytes.length);
   }
 
   fill(addr: number, length: number, byte: number): void {
     this.check(addr, length, true);
     this.bytes.fill(byte, addr, addr + length);
+    this.markDirty(addr, length);
   }
 
   readU32(addr: number): number {
@@ -164,6 +248,7 @@ export class GuestMemory implements MemoryAccess {
   writeU32(addr: number, value: number): void {
     this.check(addr, 4, true);
     this.view.setUint32(addr, value, true);
+    this.markDirty(addr, 4);
   }
 
   readF64(addr: number): number {
@@ -174,11 +259,14 @@ export class GuestMemory implements MemoryAccess {
   writeF64(addr: number, value: number): void {
     this.check(addr, 8, true);
     this.view.setFloat64(addr, value, true);
+    this.markDirty(addr, 8);
   }
 
   f64(addr: number, count: number): Float64Array {
     if (addr % 8 !== 0) throw new RangeError(`f64 view at ${addr} is not 8-byte aligned`);
     this.check(addr, count * 8, true);
+    // dirty now for ps and digests, and again at endStep, after the step's stores
+    this.markDirty(addr, count * 8);
     this.viewed.push(addr, count * 8);
     return new Float64Array(this.shared.data, addr, count);
   }
@@ -192,19 +280,92 @@ export class GuestMemory implements MemoryAccess {
     this.viewed.length = 0;
   }
 
-  /** Gives pages back: zeroed, uncharged, clean. Main thread only, for free, exit and OOM kills. */
+  /**
+   * Gives pages back: zeroed, uncharged, clean. Main thread only, for free, exit and OOM kills. Only
+   * touched pages are zeroed: writing zeros over untouched ones would make the OS back them.
+   */
   release(addr: number, length: number): void {
-    const first = addr / pageSize;
+    const first = Math.floor(addr / pageSize);
     const last = Math.ceil((addr + length) / pageSize);
     let uncharged = 0;
     for (let page = first; page < last; page++) {
       const word = page >>> 5;
       const bit = 1 << (page & 31);
-      if (Atomics.and(this.touched, word, ~bit) & bit) uncharged++;
       Atomics.and(this.dirty, word, ~bit);
+      if (!(Atomics.and(this.touched, word, ~bit) & bit)) continue;
+      uncharged++;
+      this.bytes.fill(0, page * pageSize, (page + 1) * pageSize);
     }
-    this.bytes.fill(0, first * pageSize, last * pageSize);
     Atomics.sub(this.control, Ctl.Current, uncharged);
+    this.host.uncharge(uncharged);
+  }
+
+  /** The container is gone: its pages no longer count against the host. */
+  releaseHost(): void {
+    this.host.uncharge(Atomics.exchange(this.control, Ctl.Current, 0));
+  }
+
+  isTouched(page: number): boolean {
+    return (Atomics.load(this.touched, page >>> 5) & (1 << (page & 31))) !== 0;
+  }
+
+  isDirty(page: number): boolean {
+    return (Atomics.load(this.dirty, page >>> 5) & (1 << (page & 31))) !== 0;
+  }
+
+  /**
+   * Copies page `page` into `into` for a checkpoint or a migration round: the dirty bit is cleared first,
+   * so a write that lands during the copy leaves it set and the page is sent again.
+   */
+  takePage(page: number, into: Uint8Array): void {
+    Atomics.and(this.dirty, page >>> 5, ~(1 << (page & 31)));
+    into.set(this.bytes.subarray(page * pageSize, (page + 1) * pageSize));
+  }
+
+  /** Every touched page, copied (each through takePage). */
+  touchedCopy(): PageSet {
+    const numbers: number[] = [];
+    for (let word = 0; word < this.touched.length; word++) {
+      const bits = Atomics.load(this.touched, word);
+      if (bits === 0) continue;
+      for (let b = 0; b < 32; b++) if (bits & (1 << b)) numbers.push(word * 32 + b);
+    }
+    const pageNumbers = Uint32Array.from(numbers);
+    const pages = new Uint8Array(pageNumbers.length * pageSize);
+    for (let i = 0; i < pageNumbers.length; i++) this.takePage(pageNumbers[i]!, pages.subarray(i * pageSize, (i + 1) * pageSize));
+    return { pageNumbers, pages };
+  }
+
+  save(): MemoryState {
+    const bitmap = (words: Int32Array) => new Uint8Array(Int32Array.from(words, (_, i) => Atomics.load(words, i)).buffer);
+    return {
+      size: this.size, peakPages: Atomics.load(this.control, Ctl.Peak), eventsMax: Atomics.load(this.control, Ctl.EventsMax),
+      pidsEvents: Atomics.load(this.control, Ctl.PidsEvents), dirty: bitmap(this.dirty), present: bitmap(this.present),
+    };
+  }
+
+  /**
+   * A memory as `state` and `pageSet` describe it, on `host`. The pages are charged to the host first,
+   * all or none: a host without room for them refuses (ENOMEM, from the caller) before anything is made.
+   */
+  static restore(state: MemoryState, pageSet: PageSet, host: HostMemory): GuestMemory | undefined {
+    const count = pageSet.pageNumbers.length;
+    if (!host.charge(count)) return undefined;
+    const memory = GuestMemory.create(state.size, host);
+    const words = memory.dirty.length;
+    const bitmap = (bytes: Uint8Array) => new Int32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + words * 4));
+    memory.dirty.set(bitmap(state.dirty));
+    memory.present.set(bitmap(state.present));
+    for (let i = 0; i < count; i++) {
+      const page = pageSet.pageNumbers[i]!;
+      memory.bytes.set(pageSet.pages.subarray(i * pageSize, (i + 1) * pageSize), page * pageSize);
+      memory.touched[page >>> 5]! |= 1 << (page & 31);
+    }
+    memory.control[Ctl.Current] = count;
+    memory.control[Ctl.Peak] = Math.max(count, state.peakPages);
+    memory.control[Ctl.EventsMax] = state.eventsMax;
+    memory.control[Ctl.PidsEvents] = state.pidsEvents;
+    return memory;
   }
 
   /** Touched pages in [addr, addr+length): what a region really costs. */
@@ -225,9 +386,7 @@ export class GuestMemory implements MemoryAccess {
       const word = page >>> 5;
       const bit = 1 << (page & 31);
       if (!(Atomics.load(this.present, word) & bit)) throw new MemoryFault('missing', page);
-      if (!write) continue;
-      if (!(Atomics.load(this.touched, word) & bit)) this.charge(page, word, bit);
-      Atomics.or(this.dirty, word, bit);
+      if (write && !(Atomics.load(this.touched, word) & bit)) this.charge(page, word, bit);
     }
   }
 
@@ -245,9 +404,14 @@ export class GuestMemory implements MemoryAccess {
       Atomics.add(this.control, Ctl.EventsMax, 1);
       throw new MemoryFault('oom', page);
     }
+    if (!this.host.charge(1)) {
+      Atomics.sub(this.control, Ctl.Current, 1);
+      throw new MemoryFault('host-oom', page);
+    }
     // another core may have charged the same page first: then this charge is given back
     if (Atomics.or(this.touched, word, bit) & bit) {
       Atomics.sub(this.control, Ctl.Current, 1);
+      this.host.uncharge(1);
       return;
     }
     for (let peak = Atomics.load(this.control, Ctl.Peak); now > peak; peak = Atomics.load(this.control, Ctl.Peak)) {

@@ -64,6 +64,12 @@ export class UserNamespace {
 
 type Node = { kind: 'dir' } | { kind: 'file'; data: Uint8Array };
 
+/** A root filesystem as data: every path with its node, parents before children. */
+export interface RootfsState {
+  capacity: number;
+  nodes: Array<[string, Node]>;
+}
+
 /** what a root filesystem may hold, like a tmpfs's size= (file contents; names are free) */
 export const rootfsSize = 16 * 1024 * 1024;
 
@@ -76,6 +82,24 @@ export class Rootfs {
   private used = 0;
 
   constructor(readonly capacity = rootfsSize) {}
+
+  save(): RootfsState {
+    return { capacity: this.capacity, nodes: [...this.nodes].map(([path, node]) => [path, node.kind === 'dir' ? { kind: 'dir' } : { kind: 'file', data: node.data.slice() }]) };
+  }
+
+  /** Rebuilds a tree through the same checks as the calls that made it: a bad state is refused, not taken in. */
+  static restore(state: RootfsState): Rootfs {
+    const fs = new Rootfs(state.capacity);
+    const paths = new Set<string>();
+    for (const [path, node] of state.nodes) {
+      if (Rootfs.normalize(path) !== path || paths.has(path)) throw new SlicelabError('EINVAL', `rootfs: bad path ${JSON.stringify(path)}`);
+      paths.add(path);
+      if (path === '/') continue;
+      if (node.kind === 'dir') fs.mkdir(path);
+      else fs.write(path, node.data);
+    }
+    return fs;
+  }
 
   static image(hostname: string): Rootfs {
     const fs = new Rootfs();

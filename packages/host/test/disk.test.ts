@@ -32,7 +32,7 @@ async function drive(spec: { bandwidth: number; iops: number }, loads: Load[], m
   });
   const issue = (group: IoGroup, load: Load) => {
     if (stopped) return;
-    disk.submit(group, load.op ?? 'write', load.bytes, () => {
+    disk.submit(group, load.op ?? 'write', load.bytes, 1, () => {
       if (load.thinkMs === undefined) issue(group, load);
       else setTimeout(() => issue(group, load), load.thinkMs);
     });
@@ -131,17 +131,17 @@ test.serial('io.stat counts bytes and ios per op, each completion once; a remove
   disk.add(group);
   disk.add(other);
   const completions: string[] = [];
-  disk.submit(group, 'write', 1000, () => completions.push('w1'));
-  disk.submit(group, 'read', 3000, () => completions.push('r1'));
-  disk.submit(group, 'write', 500, () => completions.push('w2'));
+  disk.submit(group, 'write', 1000, 1, () => completions.push('w1'));
+  disk.submit(group, 'read', 3000, 1, () => completions.push('r1'));
+  disk.submit(group, 'write', 500, 1, () => completions.push('w2'));
   await sleep(50);
   t.deepEqual(completions, ['w1', 'r1', 'w2']);
   t.like(group.stat, { wbytes: 1500, wios: 2, rbytes: 3000, rios: 1 });
   t.like(other.stat, { wbytes: 0, wios: 0, rbytes: 0, rios: 0 });
   // requests queued behind a long one are dropped when their group is removed
-  disk.submit(other, 'write', 5 * MiB, () => completions.push('big'));
-  disk.submit(other, 'write', 1, () => completions.push('dropped'));
-  disk.submit(other, 'write', 1, () => completions.push('dropped'));
+  disk.submit(other, 'write', 5 * MiB, 1, () => completions.push('big'));
+  disk.submit(other, 'write', 1, 1, () => completions.push('dropped'));
+  disk.submit(other, 'write', 1, 1, () => completions.push('dropped'));
   disk.remove(other);
   await sleep(120);
   disk.close();
@@ -157,20 +157,20 @@ test.serial('a group that comes back from idle starts at the smallest active vir
   disk.add(idle);
   let stop = false;
   const loop = () => {
-    if (!stop) disk.submit(busy, 'write', MiB, loop);
+    if (!stop) disk.submit(busy, 'write', MiB, 1, loop);
   };
   for (let k = 0; k < 3; k++) loop();
   await sleep(150);
   t.true(busy.vtime > 0);
   t.is(idle.vtime, 0);
-  disk.submit(idle, 'write', MiB, () => {});
+  disk.submit(idle, 'write', MiB, 1, () => {});
   t.true(idle.vtime > 0);
   t.true(idle.vtime <= busy.vtime);
   // it does not take the disk over: over the next 300 ms it gets about half, not all
   const before = { busy: busy.stat.wbytes, idle: idle.stat.wbytes };
   let idleStop = false;
   const idleLoop = () => {
-    if (!idleStop) disk.submit(idle, 'write', MiB, idleLoop);
+    if (!idleStop) disk.submit(idle, 'write', MiB, 2, idleLoop);
   };
   for (let k = 0; k < 2; k++) idleLoop();
   await sleep(300);

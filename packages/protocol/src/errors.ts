@@ -4,7 +4,7 @@
  */
 export type ErrorCode =
   | 'EINVAL' | 'ERANGE' | 'ENOENT' | 'EEXIST' | 'EAGAIN' | 'ENOMEM' | 'EBUSY' | 'EACCES' | 'ETIMEDOUT'
-  | 'EISDIR' | 'ENOTDIR' | 'ENOTEMPTY' | 'ENOSPC' | 'ENODEV'
+  | 'EISDIR' | 'ENOTDIR' | 'ENOTEMPTY' | 'ENOSPC' | 'ENODEV' | 'ECANCELED'
   | 'EPROTO' | 'ECONFIG' | 'ENOTRUNNING' | 'ESTALE' | 'EUNAVAILABLE' | 'EINTERNAL';
 
 export class SlicelabError extends Error {

@@ -7,3 +7,5 @@ export * from './messages.js';
 export * from './bus.js';
 export * from './log.js';
 export * from './version.js';
+export * from './image.js';
+export * from './transfer.js';

@@ -174,6 +174,59 @@ export const ContainerInfo = Type.Object({
 });
 export type ContainerInfo = Static<typeof ContainerInfo>;
 
+/** A container with the digest of its touched memory (`container inspect --digest`). */
+export const ContainerInspect = Type.Object({ name: Name, digest: Type.Boolean() });
+export type ContainerInspect = Static<typeof ContainerInspect>;
+export const ContainerInspected = Type.Composite([ContainerInfo, Type.Object({ digest: Type.Optional(Text), pages: Type.Optional(Count) })]);
+export type ContainerInspected = Static<typeof ContainerInspected>;
+
+const Subject = Type.String({ minLength: 1, maxLength: 256, pattern: '^[A-Za-z0-9_.-]+$' });
+const TransferStatsBody = Type.Object({ bytes: Count, chunks: Count, ms: NonNegative, retransmits: Count, bytesPerSecond: NonNegative });
+
+/**
+ * `criu dump`: freeze, write the image, send it to `to` (a subject a receiver listens on, see
+ * transfer.ts), then end the container and free its name, or (leaveRunning) let it run on.
+ */
+export const ContainerCheckpoint = Type.Object({ name: Name, leaveRunning: Type.Boolean(), to: Subject });
+export type ContainerCheckpoint = Static<typeof ContainerCheckpoint>;
+export const CheckpointResult = Type.Object({
+  name: Name,
+  host: Name,
+  /** touched pages written (a zero page is never written) */
+  pages: Count,
+  imageBytes: Count,
+  /** memory.current when it was frozen */
+  touchedBytes: Count,
+  /** how long its processes were held still */
+  frozenMs: NonNegative,
+  totalMs: NonNegative,
+  digest: Text,
+  leftRunning: Type.Boolean(),
+  transfer: TransferStatsBody,
+});
+export type CheckpointResult = Static<typeof CheckpointResult>;
+
+/** A host opens a receiver for an image of `bytes`; the image is then sent to `subject` and restored by `transfer`. */
+export const ImageReceive = Type.Object({ bytes: Count });
+export type ImageReceive = Static<typeof ImageReceive>;
+export const ImageSlot = Type.Object({ transfer: Type.String({ pattern: '^[A-Za-z0-9]{1,64}$' }), subject: Subject });
+export type ImageSlot = Static<typeof ImageSlot>;
+
+export const ContainerRestore = Type.Object({ transfer: Type.String({ pattern: '^[A-Za-z0-9]{1,64}$' }), name: Type.Optional(Name) });
+export type ContainerRestore = Static<typeof ContainerRestore>;
+export const RestoreResult = Type.Object({
+  info: ContainerInfo,
+  digest: Text,
+  pages: Count,
+  imageBytes: Count,
+  /** from the whole image being there to the container running */
+  restoreMs: NonNegative,
+  /** the source host and the time of the checkpoint, from the image's header */
+  sourceHost: Name,
+  checkpointedAt: EpochMs,
+});
+export type RestoreResult = Static<typeof RestoreResult>;
+
 export const ContainerList = Type.Object({ host: Name, policy: PolicyName, containers: Type.Array(ContainerInfo) });
 export type ContainerList = Static<typeof ContainerList>;
 
@@ -246,6 +299,14 @@ export const validate = {
   containerExec: validator('ContainerExec', ContainerExec),
   containerInfo: validator('ContainerInfo', ContainerInfo),
   containerList: validator('ContainerList', ContainerList),
+  containerInspect: validator('ContainerInspect', ContainerInspect),
+  containerInspected: validator('ContainerInspected', ContainerInspected),
+  containerCheckpoint: validator('ContainerCheckpoint', ContainerCheckpoint),
+  checkpointResult: validator('CheckpointResult', CheckpointResult),
+  imageReceive: validator('ImageReceive', ImageReceive),
+  imageSlot: validator('ImageSlot', ImageSlot),
+  containerRestore: validator('ContainerRestore', ContainerRestore),
+  restoreResult: validator('RestoreResult', RestoreResult),
   containerLogs: validator('ContainerLogs', ContainerLogs),
   processInfo: validator('ProcessInfo', ProcessInfo),
   cgroupGet: validator('CgroupGet', CgroupGet),

@@ -7,7 +7,9 @@
  *   slicelab.<cluster>.host.<host>.ping        request → Pong                  (host answers; round trips)
  *   slicelab.<cluster>.host.<host>.heartbeat   fire-and-forget Heartbeat, every second
  *   slicelab.<cluster>.host.<host>.container.<op>  request → ContainerInfo / ContainerList / ProcessInfo / ContainerLogs
- *                                              op: run exec stop start kill rm ps logs
+ *                                              op: run exec stop start kill rm ps logs inspect checkpoint restore
+ *   slicelab.<cluster>.host.<host>.image.receive  request ImageReceive → ImageSlot (a receiver for an image)
+ *   slicelab.<cluster>.host.<host>.image.<id>  the chunks of that image (transfer.ts), each acknowledged
  *   slicelab.<cluster>.host.<host>.cgroup.get  request CgroupGet → CgroupFiles
  *   slicelab.<cluster>.host.<host>.cgroup.set  request CgroupSet → CgroupFiles (the file as it now reads)
  *   slicelab.<cluster>.host.<host>.scheduler.set  request SchedulerSet → HostStatus
@@ -19,7 +21,7 @@
  */
 export const subjectRoot = 'slicelab';
 
-export const containerOps = ['run', 'exec', 'stop', 'start', 'kill', 'rm', 'ps', 'logs'] as const;
+export const containerOps = ['run', 'exec', 'stop', 'start', 'kill', 'rm', 'ps', 'logs', 'inspect', 'checkpoint', 'restore'] as const;
 export type ContainerOp = (typeof containerOps)[number];
 
 export function clusterSubjects(cluster: string) {
@@ -31,6 +33,8 @@ export function clusterSubjects(cluster: string) {
     hostPing: (host: string) => `${base}.host.${host}.ping`,
     hostHeartbeat: (host: string) => `${base}.host.${host}.heartbeat`,
     container: (host: string, op: ContainerOp) => `${base}.host.${host}.container.${op}`,
+    imageReceive: (host: string) => `${base}.host.${host}.image.receive`,
+    imageTransfer: (host: string, id: string) => `${base}.host.${host}.image.${id}`,
     cgroupGet: (host: string) => `${base}.host.${host}.cgroup.get`,
     cgroupSet: (host: string) => `${base}.host.${host}.cgroup.set`,
     schedulerSet: (host: string) => `${base}.host.${host}.scheduler.set`,

@@ -17,6 +17,21 @@ export interface BandwidthStats {
   peakPeriodMs: number;
 }
 
+/** A limiter as data: the period's position relative to now, so it means the same on another host. */
+export interface BandwidthState {
+  quotaMs: number;
+  periodMs: number;
+  burstMs: number;
+  runtime: number;
+  /** ms since the current period began */
+  periodElapsedMs: number;
+  usedInPeriod: number;
+  periodRuntime: number;
+  /** ms it has been throttled in this period, or null */
+  throttledForMs: number | null;
+  stats: BandwidthStats;
+}
+
 export class Bandwidth {
   runtime: number;
   private periodStart: number;
@@ -39,6 +54,25 @@ export class Bandwidth {
     this.burstMs = burstMs;
     this.runtime = Math.min(this.runtime, quotaMs + burstMs);
     this.periodRuntime = Math.min(this.periodRuntime, quotaMs + burstMs);
+  }
+
+  save(now: number): BandwidthState {
+    this.refresh(now);
+    return {
+      quotaMs: this.quotaMs, periodMs: this.periodMs, burstMs: this.burstMs, runtime: this.runtime, periodElapsedMs: now - this.periodStart,
+      usedInPeriod: this.usedInPeriod, periodRuntime: this.periodRuntime,
+      throttledForMs: this.throttledSince === undefined ? null : now - this.throttledSince, stats: { ...this.stats },
+    };
+  }
+
+  static restore(state: BandwidthState, now: number): Bandwidth {
+    const bandwidth = new Bandwidth(state.quotaMs, state.periodMs, state.burstMs, now - state.periodElapsedMs);
+    bandwidth.runtime = state.runtime;
+    bandwidth.usedInPeriod = state.usedInPeriod;
+    bandwidth.periodRuntime = state.periodRuntime;
+    bandwidth.throttledSince = state.throttledForMs === null ? undefined : now - state.throttledForMs;
+    Object.assign(bandwidth.stats, state.stats);
+    return bandwidth;
   }
 
   /** Runtime left now (after any period boundaries that passed). */

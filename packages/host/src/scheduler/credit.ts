@@ -39,6 +39,19 @@ export interface CreditStat {
   atBaseline: boolean;
 }
 
+/** An account as data; earnings are brought up to the moment of saving, so no time is stored. */
+export interface CreditState {
+  size: string;
+  mode: CreditMode;
+  speed: number;
+  balance: number;
+  launch: number;
+  earned: number;
+  spent: number;
+  surplus: number;
+  charged: number;
+}
+
 export class CreditAccount {
   balance = 0;
   launch: number;
@@ -51,6 +64,20 @@ export class CreditAccount {
   constructor(public size: T2Size, public mode: CreditMode, readonly speed: number, now: number) {
     this.launch = 30 * size.vcpus;
     this.lastEarn = now;
+  }
+
+  save(now: number): CreditState {
+    this.earn(now);
+    const { balance, launch, earned, spent, surplus, charged } = this;
+    return { size: this.size.name, mode: this.mode, speed: this.speed, balance, launch, earned, spent, surplus, charged };
+  }
+
+  static restore(state: CreditState, now: number): CreditAccount {
+    const size = t2Sizes[state.size];
+    if (!size) throw new RangeError(`unknown T2 size "${state.size}"`);
+    const account = new CreditAccount(size, state.mode, state.speed, now);
+    Object.assign(account, { balance: state.balance, launch: state.launch, earned: state.earned, spent: state.spent, surplus: state.surplus, charged: state.charged });
+    return account;
   }
 
   /** Earnings since the last call: first repaying surplus, then into the balance up to its cap. */

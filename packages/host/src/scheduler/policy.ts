@@ -39,6 +39,11 @@ export interface Policy {
   charge(group: Schedulable, usedMs: number): void;
   /** a group becomes runnable (new, or back from sleep); `runnable` are the others that are */
   wake(group: Schedulable, runnable: readonly Schedulable[]): void;
+  /**
+   * The virtual time a group's position is measured from (wfq's s_min): a group saved on one host and
+   * restored on another keeps its distance from it, not a virtual time that means nothing there.
+   */
+  reference(): number;
 }
 
 export class Wfq implements Policy {
@@ -79,6 +84,10 @@ export class Wfq implements Policy {
     group.vtime += usedMs / group.weight;
   }
 
+  reference(): number {
+    return this.sMin;
+  }
+
   wake(group: Schedulable, runnable: readonly Schedulable[]): void {
     let min = Infinity;
     for (const other of runnable) if (other !== group) min = Math.min(min, other.vtime);
@@ -110,6 +119,10 @@ export class Lottery implements Policy {
   charge(): void {}
 
   wake(): void {}
+
+  reference(): number {
+    return 0;
+  }
 
   /** seeded: the same seed repeats the same sequence of draws */
   private random(): number {

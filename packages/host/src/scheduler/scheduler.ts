@@ -28,8 +28,20 @@ export interface Runnable {
   runnableSince: number;
 }
 
+/** A group's place in the scheduler as data: its distance from the policy's reference, and its usage. */
+export interface SchedGroupState {
+  vtimeLead: number;
+  usageMs: number;
+  systemMs: number;
+  waitedMs: number;
+  /** ms it is still held back by memory.high throttling */
+  holdForMs: number;
+}
+
 export class SchedGroup implements Schedulable {
   vtime = 0;
+  /** quantum ms charged at dispatch and not yet settled: what a policy switch keeps of its virtual time */
+  inFlightMs = 0;
   running = 0;
   readonly queue: Runnable[] = [];
   usageMs = 0;
@@ -58,6 +70,21 @@ export class SchedGroup implements Schedulable {
 
   get active(): boolean {
     return this.queue.length > 0 || this.running > 0;
+  }
+
+  save(now: number, reference: number): SchedGroupState {
+    return {
+      vtimeLead: this.vtime - reference, usageMs: this.usageMs, systemMs: this.systemMs, waitedMs: this.waitedMs,
+      holdForMs: Math.max(0, this.holdUntil - now),
+    };
+  }
+
+  load(state: SchedGroupState, now: number, reference: number): void {
+    this.vtime = reference + state.vtimeLead;
+    this.usageMs = state.usageMs;
+    this.systemMs = state.systemMs;
+    this.waitedMs = state.waitedMs;
+    this.holdUntil = state.holdForMs > 0 ? now + state.holdForMs : 0;
   }
 }
 
@@ -119,6 +146,8 @@ export class Scheduler {
   private readonly drawn: boolean[] = [];
   /** processes taken out while on a core (killed, stopped): never renewed, gone at their last report */
   private readonly leaving = new Set<Runnable>();
+  /** while a quantum is settled, processes it makes runnable wait here: they join their queues after it */
+  private deferred?: Runnable[];
 
   constructor(readonly cores: readonly Core[], options: SchedulerOptions, private readonly hooks: SchedulerHooks) {
     this.quantumMs = options.quantumMs;
@@ -128,8 +157,9 @@ export class Scheduler {
 
   setPolicy(name: PolicyName, seed?: number): void {
     this.policy = createPolicy(name, seed, this.quantumMs);
-    // virtual times of one policy mean nothing to the next: everyone starts level
-    for (const group of this.groups) group.vtime = 0;
+    // virtual times of one policy mean nothing to the next: everyone starts level, but for the quanta
+    // still on cores, which were charged at dispatch and are corrected when they end
+    for (const group of this.groups) group.vtime = group.inFlightMs / group.weight;
     this.kick();
   }
 
@@ -162,7 +192,16 @@ export class Scheduler {
     this.trace.events.push([this.now() - this.trace.began, group.id, kind, value, group.vtime]);
   }
 
+  /** The virtual time saved groups are placed from (see Policy.reference). */
+  get reference(): number {
+    return this.policy.reference();
+  }
+
   enqueue(process: Runnable): void {
+    if (this.deferred) {
+      this.deferred.push(process);
+      return;
+    }
     const group = process.group;
     process.runnableSince = this.now();
     if (group.idle) {
@@ -366,6 +405,7 @@ export class Scheduler {
     this.dispatches++;
     // charged when it starts and corrected when it ends, so the next core's pick sees this one running
     this.policy.charge(group, quantum);
+    group.inFlightMs += quantum;
     this.record(group, 3, core.index);
     core.run(this.hooks.task(process, quantum), (report) => this.settle(core, process, quantum, limiter, report));
     return { process, quantum };
@@ -379,8 +419,14 @@ export class Scheduler {
     limiter?.settle(quantum, used);
     group.credit?.spend(used, this.now());
     this.busyMs += performance.now() - began;
+    // the quantum is settled whole before anything it woke joins a queue: the charge is corrected first,
+    // so a process that goes straight back is queued against its group's true virtual time
+    this.deferred = [];
     const systemMs = this.hooks.done(process, report);
+    const woken = this.deferred;
+    this.deferred = undefined;
     this.policy.charge(group, used + systemMs - quantum);
+    group.inFlightMs -= quantum;
     this.record(group, 0, used);
     const i = core.index;
     const current = this.onCore[i] === process;
@@ -392,6 +438,7 @@ export class Scheduler {
       // the core went on with the same process: the next quantum began when this one ended
       this.renewals++;
       this.policy.charge(group, quantum);
+      group.inFlightMs += quantum;
       this.record(group, 3, i);
       this.quantumEnds[i] = this.now() + quantum;
     } else {
@@ -404,11 +451,12 @@ export class Scheduler {
         this.queued[i] = undefined;
         if (next) this.quantumEnds[i] = this.now() + next.quantum;
       }
-      if (!group.active) {
+      if (!group.active && !woken.some((p) => p.group === group)) {
         group.idle = true;
         this.record(group, 2, 0);
       }
     }
+    for (const next of woken) this.enqueue(next);
     this.kick();
   }
 

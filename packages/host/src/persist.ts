@@ -1,0 +1,182 @@
+/**
+ * A container written down: the one save/restore shape that checkpoint, restore and clone move (and live
+ * migration will move in another order). The record is the sum of its parts' states, each made by that
+ * part's own `save` and taken back by its own `restore`/`load` (memory, scheduler group, cpu.max and
+ * credit limiters, PSI, disk group, rootfs); the pages travel beside it, in an image's pages section.
+ *
+ * Plain data with a format version. Times are relative (a sleep's remaining ms, a period's elapsed ms,
+ * the container's clock), never a raw performance.now(), which means nothing on another host.
+ * Cluster-wide identities stay (name, uid_map); host-local ones (host pids, the group id) are remapped
+ * on restore. A record read back is validated against the schema below before anything is made of it.
+ */
+import { Type, type Static } from '@sinclair/typebox';
+import { validator } from '@slicelab/protocol';
+import type { Container, Process } from './container.js';
+import type { MemoryState } from './memory.js';
+
+export const recordFormat = 1;
+
+const Num = Type.Number();
+const Int = Type.Integer({ minimum: 0 });
+const NullableNum = Type.Union([Type.Number(), Type.Null()]);
+const Bytes = Type.Uint8Array();
+const Ret = Type.Union([
+  Type.Undefined(),
+  Type.Null(),
+  Type.Object({ ok: Type.Literal(true), value: Type.Optional(Num), data: Type.Optional(Type.String()) }),
+  Type.Object({ ok: Type.Literal(false), errno: Type.String() }),
+]);
+const Args = Type.Record(Type.String(), Type.Union([Type.String(), Num]));
+
+const ProcessRecord = Type.Object({
+  pid: Type.Integer({ minimum: 1 }),
+  ppid: Int,
+  program: Type.String(),
+  args: Args,
+  regs: Type.Record(Type.String(), Type.Unknown()),
+  ret: Ret,
+  rand: Int,
+  /** running processes are saved off their cores: a checkpoint waits until every quantum ended */
+  state: Type.Union([Type.Literal('runnable'), Type.Literal('sleeping'), Type.Literal('io')]),
+  uid: Int,
+  cpuMs: Num,
+  startedAt: Num,
+  wait: Type.Union([
+    Type.Null(),
+    Type.Object({ kind: Type.Literal('sleep'), remainingMs: Num, ret: Ret }),
+    Type.Object({ kind: Type.Literal('io'), op: Type.Union([Type.Literal('read'), Type.Literal('write')]), bytes: Int }),
+  ]),
+});
+export type ProcessRecord = Static<typeof ProcessRecord>;
+
+const BandwidthState = Type.Object({
+  quotaMs: Num, periodMs: Num, burstMs: Num, runtime: Num, periodElapsedMs: Num, usedInPeriod: Num, periodRuntime: Num,
+  throttledForMs: NullableNum,
+  stats: Type.Object({ nrPeriods: Int, nrThrottled: Int, throttledMs: Num, nrBursts: Int, burstMs: Num, peakPeriodMs: Num }),
+});
+const StallPair = Type.Object({ some: Num, full: Num });
+const PressureState = Type.Object({
+  total: StallPair, averaged: StallPair, avg: Type.Object({ some: Type.Array(Num), full: Type.Array(Num) }), sinceUpdateMs: Num, untilUpdateMs: Num,
+});
+const IoMax = Type.Object({ rbps: NullableNum, wbps: NullableNum, riops: NullableNum, wiops: NullableNum });
+
+const ContainerRecord = Type.Object({
+  format: Type.Literal(recordFormat),
+  name: Type.String(),
+  spec: Type.Object({ name: Type.String(), program: Type.String(), args: Args, hostname: Type.Optional(Type.String()) }),
+  hostname: Type.String(),
+  createdAt: Num,
+  uidMap: Type.Array(Type.Object({ inside: Int, outside: Int, length: Type.Integer({ minimum: 1 }) }), { minItems: 1 }),
+  nextPid: Type.Integer({ minimum: 1 }),
+  pidsPeak: Int,
+  /** the container's monotonic clock when it was saved (its time namespace) */
+  clockMs: Num,
+  limits: Type.Object({
+    cpuWeight: Num,
+    cpuMax: Type.Object({ quota: NullableNum, period: Num }),
+    cpuMaxBurst: Num,
+    cpus: Type.Union([Type.Array(Int), Type.Null()]),
+    memoryMax: NullableNum, memoryHigh: NullableNum, memoryLow: NullableNum,
+    pidsMax: NullableNum,
+    ioWeight: Num,
+    ioMax: IoMax,
+    frozen: Type.Boolean(),
+  }),
+  credit: Type.Object({
+    size: Type.String(),
+    mode: Type.Union([Type.Literal('standard'), Type.Literal('unlimited')]),
+    account: Type.Union([Type.Null(), Type.Object({
+      size: Type.String(), mode: Type.Union([Type.Literal('standard'), Type.Literal('unlimited')]), speed: Num,
+      balance: Num, launch: Num, earned: Num, spent: Num, surplus: Num, charged: Num,
+    })]),
+  }),
+  sched: Type.Object({ vtimeLead: Num, usageMs: Num, systemMs: Num, waitedMs: Num, holdForMs: Num }),
+  cpuMax: Type.Union([BandwidthState, Type.Null()]),
+  baseline: Type.Union([BandwidthState, Type.Null()]),
+  io: Type.Object({
+    vtimeLead: Num, sinceDoneMs: NullableNum, thinkMs: Num,
+    stat: Type.Object({ rbytes: Num, wbytes: Num, rios: Num, wios: Num, waitedMs: Num }),
+    tokens: Type.Object({ rbps: Num, wbps: Num, riops: Num, wiops: Num }),
+    sinceRefillMs: NullableNum,
+  }),
+  memory: Type.Object({ size: Type.Integer({ minimum: 4096 }), peakPages: Int, eventsMax: Int, pidsEvents: Int, dirty: Bytes, present: Bytes }),
+  regions: Type.Array(Type.Object({ addr: Int, bytes: Int, ownerPid: Type.Integer({ minimum: 1 }) })),
+  events: Type.Object({ low: Int, high: Int, oom: Int, oomKill: Int }),
+  pressure: Type.Object({ cpu: PressureState, memory: PressureState, io: PressureState }),
+  lastStalls: Type.Object({ cpu: Num, io: Num }),
+  processes: Type.Array(ProcessRecord, { minItems: 1 }),
+  rootfs: Type.Object({
+    capacity: Int,
+    nodes: Type.Array(Type.Tuple([Type.String(), Type.Union([
+      Type.Object({ kind: Type.Literal('dir') }),
+      Type.Object({ kind: Type.Literal('file'), data: Bytes }),
+    ])])),
+  }),
+  logs: Type.Array(Type.String()),
+});
+export type ContainerRecord = Static<typeof ContainerRecord> & { memory: MemoryState };
+
+export const validateRecord = validator('container record', ContainerRecord) as (value: unknown) => ContainerRecord;
+
+/** Where the record's relative times and positions are measured from on this host, now. */
+export interface SaveClock {
+  /** the host's clock (performance.timeOrigin + performance.now()) */
+  now: number;
+  /** Date.now(), which PSI runs on */
+  wallMs: number;
+  /** the scheduler policy's reference virtual time */
+  reference: number;
+  /** the disk's virtual time */
+  deviceVtime: number;
+}
+
+function saveProcess(process: Process, now: number): ProcessRecord {
+  const wait = process.wait;
+  let saved: ProcessRecord['wait'] = null;
+  if (wait?.kind === 'sleep') saved = { kind: 'sleep', remainingMs: Math.max(0, wait.until - now), ret: wait.ret };
+  else if (wait?.kind === 'io') saved = { kind: 'io', op: wait.op, bytes: wait.bytes };
+  // waiting for an OOM victim's pages is waiting to run: the step tries again on the other side
+  const state = process.state === 'running' || wait?.kind === 'memory' ? 'runnable' : process.state;
+  if (state === 'exited') throw new RangeError(`process ${process.pid} has exited`);
+  return {
+    pid: process.pid, ppid: process.ppid, program: process.program, args: process.args, regs: process.regs, ret: process.ret,
+    rand: process.rand, state, uid: process.uid, cpuMs: process.cpuMs, startedAt: process.startedAt, wait: saved,
+  };
+}
+
+/** The container as a record; its pages are taken separately (GuestMemory.touchedCopy). */
+export function saveContainer(container: Container, at: SaveClock): ContainerRecord {
+  const group = container.group;
+  const owners = new Map([...container.processes.values()].map((p) => [p.gpid, p.pid]));
+  return {
+    format: recordFormat,
+    name: container.name,
+    spec: { ...container.spec },
+    hostname: container.hostname,
+    createdAt: container.createdAt,
+    uidMap: container.userns.uidMap.map((m) => ({ ...m })),
+    nextPid: container.nextPid,
+    pidsPeak: container.pidsPeak,
+    clockMs: at.now + container.clockOffset,
+    limits: structuredClone(container.limits),
+    credit: { ...container.credit, account: group.credit?.save(at.now) ?? null },
+    sched: group.save(at.now, at.reference),
+    cpuMax: group.cpuMax?.save(at.now) ?? null,
+    baseline: group.baseline?.save(at.now) ?? null,
+    io: container.io.save(at.now, at.deviceVtime),
+    memory: container.memory.save(),
+    regions: [...container.regions.values()].flatMap((r) => {
+      const ownerPid = owners.get(r.owner);
+      // a region of a process that already exited is on its way back (freed at that process's last report)
+      return ownerPid === undefined ? [] : [{ addr: r.addr, bytes: r.bytes, ownerPid }];
+    }),
+    events: { ...container.events },
+    pressure: {
+      cpu: container.pressure.cpu.save(at.wallMs), memory: container.pressure.memory.save(at.wallMs), io: container.pressure.io.save(at.wallMs),
+    },
+    lastStalls: { ...container.lastStalls },
+    processes: container.live().map((p) => saveProcess(p, at.now)),
+    rootfs: container.rootfs.save(),
+    logs: [...container.logs],
+  };
+}

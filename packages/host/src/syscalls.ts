@@ -1,0 +1,139 @@
+/**
+ * System calls: what a quantum ended with, carried out on the host's main thread. Each subsystem's calls
+ * are handled by its own function below; the result becomes ctx.ret of the process's next step.
+ *
+ *   process  yield, exit, sleep, spawn (fork: EAGAIN at pids.max, as the kernel's)
+ *   memory   alloc (a reservation, as mmap's: pages cost only when touched), free, faults (OOM)
+ *   disk     io: the process waits for its request on the host's virtual disk
+ *   mnt      fs: the container's own root filesystem
+ */
+import { SlicelabError } from '@slicelab/protocol';
+import { getProgram, pageSize, type FsOp, type Syscall, type SyscallResult } from '@slicelab/programs';
+import { exitCodes, type Container, type Process } from './container.js';
+import type { Outcome } from './core-protocol.js';
+import type { HostMemory } from './memory.js';
+import type { OomKiller } from './oom.js';
+import type { Processes } from './processes.js';
+
+export interface SyscallContext {
+  processes: Processes;
+  oom: OomKiller;
+  hostMemory: HostMemory;
+}
+
+const clock = () => performance.timeOrigin + performance.now();
+
+/** pids.max, checked again on the host: cores racing each other may both have seen room for one. */
+export function forkAllowed(container: Container): boolean {
+  container.memory.setPidsCurrent(container.live().length);
+  return container.memory.forkAllowed();
+}
+
+/** Carries out `outcome`; `ret` is what the process's next step sees when the quantum simply ran out. */
+export function carryOut(ctx: SyscallContext, process: Process, outcome: Outcome, ret: SyscallResult | undefined): void {
+  if (outcome === undefined) return ctx.processes.ready(process, ret);
+  switch (outcome.sys) {
+    case 'yield':
+    case 'exit':
+    case 'sleep':
+    case 'spawn':
+      return processCall(ctx, process, outcome);
+    case 'alloc':
+    case 'free':
+      return ctx.processes.ready(process, memoryCall(process, outcome));
+    case 'fault':
+      return fault(ctx, process, outcome.kind, ret);
+    case 'io':
+      return ctx.processes.wait(process, { kind: 'io', op: outcome.op, bytes: Math.max(0, outcome.bytes) });
+    case 'fs':
+      return ctx.processes.ready(process, fsCall(process.container, outcome.op, outcome.path, outcome.data ?? ''));
+    case 'crash':
+      process.container.log(`[${process.pid}] ${process.program} crashed: ${outcome.message}`);
+      process.killedBy = `crash: ${outcome.message}`;
+      return ctx.processes.exit(process, exitCodes.sigsegv);
+  }
+}
+
+function processCall(ctx: SyscallContext, process: Process, call: Extract<Syscall, { sys: 'yield' | 'exit' | 'sleep' | 'spawn' }>): void {
+  const { processes } = ctx;
+  switch (call.sys) {
+    case 'yield':
+      return processes.ready(process);
+    case 'exit':
+      return processes.exit(process, call.code);
+    case 'sleep':
+      return processes.wait(process, { kind: 'sleep', until: clock() + Math.max(0, call.ms) });
+    case 'spawn': {
+      const program = getProgram(call.program);
+      if (!program) return processes.ready(process, { ok: false, errno: 'ENOENT' });
+      if (!forkAllowed(process.container)) return processes.ready(process, { ok: false, errno: 'EAGAIN' });
+      let regs;
+      try {
+        regs = program.init(call.args ?? {});
+      } catch {
+        return processes.ready(process, { ok: false, errno: 'EINVAL' });
+      }
+      const child = processes.start(process.container, program.name, call.args ?? {}, process.pid, regs);
+      return processes.ready(process, { ok: true, value: child.pid });
+    }
+  }
+}
+
+/**
+ * alloc reserves address space only, as mmap does: a reservation larger than memory.max succeeds, and
+ * touching pages past the limit is what OOM-kills. ENOMEM only when the address space has no gap.
+ */
+function memoryCall(process: Process, call: Extract<Syscall, { sys: 'alloc' | 'free' }>): SyscallResult {
+  const container = process.container;
+  if (call.sys === 'alloc') {
+    const addr = call.bytes > 0 ? container.place(call.bytes, pageSize) : undefined;
+    if (addr === undefined) return { ok: false, errno: 'ENOMEM' };
+    container.regions.set(addr, { addr, bytes: call.bytes, owner: process.gpid });
+    return { ok: true, value: addr };
+  }
+  const region = container.regions.get(call.addr);
+  // a region is its process's own: another process of the container cannot free it
+  if (!region || region.owner !== process.gpid) return { ok: false, errno: 'EINVAL' };
+  container.memory.release(region.addr, region.bytes);
+  container.regions.delete(region.addr);
+  return { ok: true };
+}
+
+function fault(ctx: SyscallContext, process: Process, kind: 'oom' | 'host-oom' | 'missing', ret: SyscallResult | undefined): void {
+  // the faulting step runs again with the input it had
+  process.ret = ret;
+  if (kind === 'oom') return ctx.oom.containerOom(process);
+  if (kind === 'host-oom') return ctx.oom.hostOom(process, ctx.hostMemory.limitBytes);
+  // postcopy: the page is on its way; try again shortly
+  ctx.processes.wait(process, { kind: 'sleep', until: clock() + 1, ret });
+}
+
+/** The `fs` system call, on the container's own rootfs (its mount namespace). */
+function fsCall(container: Container, op: FsOp, path: string, data: string): SyscallResult {
+  const fs = container.rootfs;
+  try {
+    switch (op) {
+      case 'read':
+        return { ok: true, data: new TextDecoder().decode(fs.read(path)) };
+      case 'list':
+        return { ok: true, data: fs.list(path).map((name) => `${name}\n`).join('') };
+      case 'write':
+        fs.write(path, data);
+        return { ok: true };
+      case 'append':
+        fs.append(path, data);
+        return { ok: true };
+      case 'mkdir':
+        fs.mkdir(path);
+        return { ok: true };
+      case 'remove':
+        fs.remove(path);
+        return { ok: true };
+      default:
+        return { ok: false, errno: 'EINVAL' };
+    }
+  } catch (error) {
+    if (error instanceof SlicelabError) return { ok: false, errno: error.code };
+    throw error;
+  }
+}
