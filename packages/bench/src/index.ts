@@ -7,3 +7,4 @@ export * from './fairness.js';
 export * from './isolation.js';
 export * from './overhead.js';
 export * from './paired.js';
+export * from './checkpoint.js';

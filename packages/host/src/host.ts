@@ -269,13 +269,7 @@ export class Host {
     await this.claims.claim(name);
     let info;
     try {
-      info = this.machine.restore(record, image, name);
-      const { pageNumbers, pages } = this.machine.pages(name);
-      const digest = memoryDigest(pageNumbers, pages);
-      if (digest !== image.header.digest) {
-        this.machine.rm(name, true);
-        throw new SlicelabError('EINVAL', `restored memory of "${name}" does not match the image's digest`);
-      }
+      info = this.machine.restore(record, image, name, image.header.digest);
     } catch (error) {
       await this.claims.release(name);
       throw error;

@@ -12,7 +12,7 @@
  *   Disk: the virtual disk (disk.ts)
  *   persist.ts: the container record every part saves into and restores from
  */
-import { SlicelabError, type ContainerInfo, type DiskSpec, type Logger, type ProcessInfo } from '@slicelab/protocol';
+import { SlicelabError, memoryDigest, type ContainerInfo, type DiskSpec, type Logger, type ProcessInfo } from '@slicelab/protocol';
 import { getProgram, pageSize, programNames, type ProgramArgs } from '@slicelab/programs';
 import { cpuWeightRead, defaultLimits, readCgroupFile, writeCgroupFile, cgroupFiles, Pressure, type CgroupCounters, type CgroupLimits } from './cgroup.js';
 import { Container, exitCodes, type ContainerSpec, type CreditSetting, type Process } from './container.js';
@@ -199,9 +199,9 @@ export class Machine {
     return this.info(this.get(name));
   }
 
-  /** The memory digest of the container's touched pages (what an image's header carries). */
+  /** A copy of the container's touched pages, its dirty bits left alone (for a digest). */
   pages(name: string): PageSet {
-    return this.get(name).memory.touchedCopy();
+    return this.get(name).memory.touchedCopy(false);
   }
 
   /** The container's log: what its processes wrote with ctx.log, crashes and OOM kills; the last 200 lines. */
@@ -294,7 +294,7 @@ export class Machine {
    * its clock (the time namespace), which continues from its value at the checkpoint. All or nothing: any
    * problem leaves this host as it was.
    */
-  restore(record: ContainerRecord, pageSet: PageSet, name = record.name): ContainerInfo {
+  restore(record: ContainerRecord, pageSet: PageSet, name = record.name, digest?: string): ContainerInfo {
     if (this.containers.has(name)) throw new SlicelabError('EEXIST', `a container named "${name}" exists on this host`);
     for (const p of record.processes) this.program(p.program);
     const words = Math.ceil(Math.ceil(record.memory.size / pageSize) / 32) * 4;
@@ -343,6 +343,11 @@ export class Machine {
           throw new SlicelabError('EINVAL', `container record: region at ${region.addr} is not valid`);
         }
         container.regions.set(region.addr, { addr: region.addr, bytes: region.bytes, owner });
+      }
+      // the memory as restored, read before any process runs, must be the image's byte for byte
+      if (digest !== undefined) {
+        const restored = memory.touchedCopy(false);
+        if (memoryDigest(restored.pageNumbers, restored.pages) !== digest) throw new SlicelabError('EINVAL', `restored memory of "${name}" does not match the image's digest`);
       }
       this.admit(container);
     } catch (error) {
@@ -462,9 +467,10 @@ export class Machine {
       return 0;
     }
     if (process.state === 'exited') {
-      // killed while it was on a core: only now has the core stopped writing its memory
+      // killed while it was on a core: only now has the core stopped writing its memory (a container
+      // removed meanwhile gave all of it back to the host already)
       container.dying.delete(process);
-      this.processes.releaseRegions(process);
+      if (this.containers.get(container.name) === container) this.processes.releaseRegions(process);
       this.oom.freed();
       return 0;
     }

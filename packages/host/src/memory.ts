@@ -322,8 +322,11 @@ export class GuestMemory implements MemoryAccess {
     into.set(this.bytes.subarray(page * pageSize, (page + 1) * pageSize));
   }
 
-  /** Every touched page, copied (each through takePage). */
-  touchedCopy(): PageSet {
+  /**
+   * Every touched page, copied. `take`: each through takePage (a checkpoint's copy: a page written during
+   * it stays dirty); else a plain read that leaves the dirty bits alone (a digest for inspect).
+   */
+  touchedCopy(take = true): PageSet {
     const numbers: number[] = [];
     for (let word = 0; word < this.touched.length; word++) {
       const bits = Atomics.load(this.touched, word);
@@ -332,7 +335,11 @@ export class GuestMemory implements MemoryAccess {
     }
     const pageNumbers = Uint32Array.from(numbers);
     const pages = new Uint8Array(pageNumbers.length * pageSize);
-    for (let i = 0; i < pageNumbers.length; i++) this.takePage(pageNumbers[i]!, pages.subarray(i * pageSize, (i + 1) * pageSize));
+    for (let i = 0; i < pageNumbers.length; i++) {
+      const page = pageNumbers[i]!;
+      if (take) this.takePage(page, pages.subarray(i * pageSize, (i + 1) * pageSize));
+      else pages.set(this.bytes.subarray(page * pageSize, (page + 1) * pageSize), i * pageSize);
+    }
     return { pageNumbers, pages };
   }
 

@@ -18,15 +18,21 @@ export class OomKiller {
 
   constructor(private readonly processes: Processes, private readonly containers: () => Iterable<Container>, private readonly log?: Logger) {}
 
-  /** `faulting` went over its container's memory.max. */
+  /**
+   * `faulting` went over its container's memory.max. A fault reported after another one's victim already
+   * made room is stale: the step just runs again (else two cores faulting at once killed two processes).
+   */
   containerOom(faulting: Process): void {
     const container = faulting.container;
+    const max = container.limits.memoryMax;
+    if (max === null || container.memory.currentBytes + pageSize <= max) return this.processes.ready(faulting, faulting.ret);
     container.events.oom++;
-    this.resolve(faulting, [container], `memory.max ${container.limits.memoryMax}`);
+    this.resolve(faulting, [container], `memory.max ${max}`);
   }
 
   /** `faulting` needed a page and the host had none left. */
-  hostOom(faulting: Process, hostBytes: number): void {
+  hostOom(faulting: Process, free: number, hostBytes: number): void {
+    if (free >= pageSize) return this.processes.ready(faulting, faulting.ret);
     this.resolve(faulting, [...this.containers()], `the host's memory (${hostBytes} bytes) is full`);
   }
 

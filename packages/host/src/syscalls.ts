@@ -103,7 +103,7 @@ function fault(ctx: SyscallContext, process: Process, kind: 'oom' | 'host-oom' |
   // the faulting step runs again with the input it had
   process.ret = ret;
   if (kind === 'oom') return ctx.oom.containerOom(process);
-  if (kind === 'host-oom') return ctx.oom.hostOom(process, ctx.hostMemory.limitBytes);
+  if (kind === 'host-oom') return ctx.oom.hostOom(process, ctx.hostMemory.freeBytes, ctx.hostMemory.limitBytes);
   // postcopy: the page is on its way; try again shortly
   ctx.processes.wait(process, { kind: 'sleep', until: clock() + 1, ret });
 }

@@ -1,223 +1,452 @@
 /**
- * Unit tests of the scheduling rules with a simulated clock: the policies (wfq, lottery, credit), the
- * cpu.max bandwidth limiter and the T2 credit account. No threads, no timers: every number is exact.
+ * The scheduling rules, with exact numbers. The real Scheduler runs on simulated cores against a simulated
+ * clock (SimHost below): every quantum lasts exactly its length, and the timers the scheduler sets (the pick
+ * ahead of a quantum's end, the wake-up of a throttled group) fire at their simulated time, in order with
+ * the quanta, and never on their own. Beside it: the policies alone (wfq, lottery, credit, and a compliance
+ * suite run against each), the cpu.max bandwidth limiter and the T2 credit account.
  */
 import test from 'ava';
+import type { Outcome, QuantumDone } from '../src/core-protocol.js';
+import type { Core, RunTask } from '../src/cores.js';
 import { Bandwidth } from '../src/scheduler/bandwidth.js';
 import { CreditAccount, t2Sizes } from '../src/scheduler/credit.js';
-import { Credit, Lottery, Wfq, createPolicy, policyNames, type Policy, type Schedulable } from '../src/scheduler/policy.js';
+import { Credit, Lottery, Wfq, createPolicy, policyNames, type PolicyName, type Schedulable } from '../src/scheduler/policy.js';
+import { SchedGroup, Scheduler, type Runnable } from '../src/scheduler/scheduler.js';
 
 const q = 10;
 const hour = 3_600_000;
 const minute = 60_000;
 
 // ---------------------------------------------------------------------------------------------------------
-// A simulated host: cores, groups of processes, one full quantum per dispatch. It drives the policy the way
-// scheduler.ts does: a group is active while a process of it is queued or running; enqueueing into an
-// inactive group calls wake() with the active groups; kick() offers each idle core the groups with a queued
-// process; dispatch charges the full quantum at once and corrects it (used − quantum) when it ends; a
-// process whose quantum ended goes back to the queue through enqueue().
+// SimHost: the real Scheduler, on cores and a clock the test steps. Division of labor:
+//   SimClock  the simulated time and the scheduler's timers, which fire only when the simulation reaches them
+//   SimCore   the core's side of core-protocol.ts, as cores.ts and core-worker.ts play it (tasks in order,
+//             the start word that takes back a posted task unless it has begun, the renewal word), each
+//             quantum running for exactly its length of simulated time
+//   SimHost   groups of CPU-bound processes, run as the machine runs them: a process whose quantum ran out
+//             goes straight back to its run queue; one told to sleep ends its next quantum with a sleep
+//             system call and stays off the queue until it is woken
 
-interface SimGroup extends Schedulable {
-  readonly id: number;
-  weight: number;
-  vtime: number;
-  procs: number;
-  queued: number;
-  running: number;
-  /** processes asleep (not queued, not running) */
-  sleeping: number;
-  asleep: boolean;
-  /** ms of service received */
-  served: number;
-}
-
-interface Dispatch {
-  at: number;
-  core: number;
-  group: SimGroup;
-  candidates: readonly SimGroup[];
-}
-
-class Sim {
+class SimClock {
   now = 0;
-  readonly groups: SimGroup[] = [];
-  readonly running: Array<{ group: SimGroup; end: number } | null>;
-  readonly log: Dispatch[] = [];
-  /** called at every dispatch point, before the pick */
-  onDispatchPoint?: (sim: Sim) => void;
+  private readonly timers = new Map<number, { at: number; fire: () => void }>();
+  private lastTimer = 0;
+  private installed = false;
 
-  constructor(readonly policy: Policy, cores: number) {
-    this.running = Array.from({ length: cores }, () => null);
+  /**
+   * Runs `body` with setTimeout and clearTimeout on this clock: the scheduler looks them up at each call.
+   * Only for the length of a synchronous call, so that nothing else in the process ever sees them.
+   */
+  within<T>(body: () => T): T {
+    if (this.installed) return body();
+    const saved = { setTimeout: globalThis.setTimeout, clearTimeout: globalThis.clearTimeout };
+    globalThis.setTimeout = ((fire: () => void, ms?: number) => {
+      const id = ++this.lastTimer;
+      // Node's rule: a delay under 1 ms is 1 ms
+      this.timers.set(id, { at: this.now + (ms !== undefined && ms >= 1 ? ms : 1), fire });
+      return id;
+    }) as unknown as typeof setTimeout;
+    globalThis.clearTimeout = ((id: unknown) => {
+      if (typeof id === 'number') this.timers.delete(id);
+    }) as typeof clearTimeout;
+    this.installed = true;
+    try {
+      return body();
+    } finally {
+      Object.assign(globalThis, saved);
+      this.installed = false;
+    }
   }
 
-  static active(group: SimGroup): boolean {
-    return group.queued > 0 || group.running > 0;
+  /** The timer due first; of timers due together, the one set first. */
+  next(): { id: number; at: number } | undefined {
+    let first: { id: number; at: number } | undefined;
+    for (const [id, { at }] of this.timers) if (!first || at < first.at) first = { id, at };
+    return first;
   }
 
-  add(id: number, weight: number, procs = 1): SimGroup {
-    const group: SimGroup = { id, weight, vtime: 0, procs, queued: 0, running: 0, sleeping: procs, asleep: false, served: 0 };
-    this.groups.push(group);
-    this.wake(group);
+  fire(id: number): void {
+    const timer = this.timers.get(id)!;
+    this.timers.delete(id);
+    timer.fire();
+  }
+}
+
+interface Posted {
+  task: RunTask;
+  quantum: number;
+  report: (done: QuantumDone) => void;
+}
+
+function quantumDone(task: RunTask, quantum: number, usedMs: number, outcome: Outcome, renewedAs: number): QuantumDone {
+  return {
+    kind: 'done', gpid: task.gpid, regs: task.regs, rand: task.rand, usedMs, wallMs: usedMs, steps: usedMs > 0 ? 1 : 0, outcome, ret: undefined,
+    logs: [], quantum, renewedAs,
+  };
+}
+
+class SimCore {
+  /** the quantum the core is running: its task, its id, when it began and when it ends */
+  running?: { posted: Posted; quantum: number; began: number; endsAt: number };
+  /** tasks posted and not reported done, as the main thread's Core keeps them: the first is on the core */
+  private readonly posted: Posted[] = [];
+  /** tasks sent to the core that it has not come to yet */
+  private readonly inbox: Posted[] = [];
+  private start = 0;
+  private renewal: { of: number; as: number } | undefined;
+  private lastQuantum = 0;
+
+  constructor(readonly index: number, private readonly host: SimHost) {}
+
+  run(task: RunTask, report: (done: QuantumDone) => void): void {
+    const posted = { task, quantum: ++this.lastQuantum, report };
+    this.posted.push(posted);
+    this.inbox.push(posted);
+    this.start = posted.quantum;
+    // an idle core has come to every task sent before, so it begins this one at once and reports nothing
+    if (!this.running) this.comeToNext();
+  }
+
+  withdraw(): void {
+    this.start = 0;
+  }
+
+  renew(): void {
+    const current = this.posted[0];
+    if (current) this.renewal = { of: current.quantum, as: ++this.lastQuantum };
+  }
+
+  revoke(): void {
+    this.renewal = undefined;
+  }
+
+  /** The task on the core, and the one posted to follow it, as the main thread knows them. */
+  get current(): RunTask | undefined {
+    return this.posted[0]?.task;
+  }
+
+  get following(): RunTask | undefined {
+    return this.posted[1]?.task;
+  }
+
+  /**
+   * The running quantum ends. The core takes its renewal, or comes to the tasks sent after it (reporting
+   * unrun those taken back), and only then does the main thread hear the reports, in order.
+   */
+  end(): void {
+    const { posted, quantum, began } = this.running!;
+    const now = this.host.clock.now;
+    this.running = undefined;
+    const outcome = this.host.outcomeOf(posted.task);
+    const renewedAs = outcome === undefined && this.renewal?.of === quantum ? this.renewal.as : 0;
+    const ended = quantumDone(posted.task, quantum, now - began, outcome, renewedAs);
+    this.host.ran(posted.task, now - began);
+    if (renewedAs) {
+      this.renewal = undefined;
+      this.begin(posted, renewedAs);
+    }
+    for (const done of [ended, ...this.comeToNext()]) this.hear(done);
+  }
+
+  /** The core takes the tasks sent to it in order: each runs if the start word still names it, else is reported unrun. */
+  private comeToNext(): QuantumDone[] {
+    const unrun: QuantumDone[] = [];
+    for (let next: Posted | undefined; !this.running && (next = this.inbox.shift());) {
+      if (this.start === next.quantum) {
+        this.start = 0;
+        this.begin(next, next.quantum);
+      } else {
+        unrun.push(quantumDone(next.task, next.quantum, 0, undefined, 0));
+      }
+    }
+    return unrun;
+  }
+
+  private begin(posted: Posted, quantum: number): void {
+    const now = this.host.clock.now;
+    this.running = { posted, quantum, began: now, endsAt: now + posted.task.quantumMs };
+    this.host.began(this.index, posted.task);
+  }
+
+  /** A report reaches the main thread: cores.ts's listener. */
+  private hear(done: QuantumDone): void {
+    const current = this.posted[0];
+    if (current?.quantum !== done.quantum) return;
+    if (done.renewedAs) current.quantum = done.renewedAs;
+    else this.posted.shift();
+    current.report(done);
+  }
+}
+
+class SimHost {
+  readonly clock = new SimClock();
+  readonly cores: SimCore[];
+  readonly scheduler: Scheduler;
+  /** every quantum a core began (dispatched or renewed), in order */
+  readonly quanta: Array<{ core: number; group: SchedGroup; at: number }> = [];
+  /** called at every quantum boundary, once the core has gone on */
+  onBoundary?: () => void;
+  private readonly processes = new Map<number, Runnable>();
+  /** CPU time of the quanta that ended, by group */
+  private readonly completed = new Map<SchedGroup, number>();
+  /** processes that sleep when their quantum ends, and those asleep */
+  private readonly drowsy = new Set<Runnable>();
+  private readonly asleep = new Set<Runnable>();
+  private nextGpid = 100;
+
+  constructor(policy: PolicyName, cores: number, seed?: number) {
+    this.cores = Array.from({ length: cores }, (_, i) => new SimCore(i, this));
+    this.scheduler = new Scheduler(this.cores as unknown as Core[], { quantumMs: q, policy, seed, now: () => this.clock.now }, {
+      task: (process, quantumMs) => ({
+        kind: 'run', gpid: process.gpid, pid: process.gpid, container: process.group.id, program: 'cpu-burn', args: {}, regs: {},
+        ret: undefined, rand: 1, clockOffset: 0, quantumMs,
+      }),
+      done: (process, done) => {
+        if (done.renewedAs) return 0;
+        if (done.outcome?.sys === 'sleep') this.asleep.add(process);
+        else this.scheduler.enqueue(process);
+        return 0;
+      },
+    });
+  }
+
+  get now(): number {
+    return this.clock.now;
+  }
+
+  /** A group of `procs` CPU-bound processes, runnable from now. */
+  add(id: number, weight: number, procs = 1, limits: { cpuMax?: Bandwidth } = {}): SchedGroup {
+    const group = new SchedGroup(id, weight);
+    group.cpuMax = limits.cpuMax ?? null;
+    this.clock.within(() => {
+      this.scheduler.add(group);
+      for (let i = 0; i < procs; i++) {
+        const process: Runnable = { gpid: this.nextGpid++, group, runnableSince: this.now };
+        this.processes.set(process.gpid, process);
+        this.scheduler.enqueue(process);
+      }
+    });
     return group;
   }
 
-  enqueue(group: SimGroup): void {
-    if (!Sim.active(group)) this.policy.wake(group, this.groups.filter(Sim.active));
-    group.queued++;
+  /** Every process of the group sleeps at the end of its next quantum, until it is woken. */
+  sleep(group: SchedGroup): void {
+    for (const process of this.processes.values()) if (process.group === group) this.drowsy.add(process);
   }
 
-  /** Every process of the group goes to sleep: queued ones now, running ones when their quantum ends. */
-  sleep(group: SimGroup): void {
-    group.asleep = true;
-    group.sleeping += group.queued;
-    group.queued = 0;
+  /** The group's sleeping processes are runnable again. */
+  wake(group: SchedGroup): void {
+    this.clock.within(() => {
+      for (const process of [...this.asleep]) {
+        if (process.group !== group) continue;
+        this.asleep.delete(process);
+        this.scheduler.enqueue(process);
+      }
+    });
   }
 
-  wake(group: SimGroup): void {
-    group.asleep = false;
-    for (; group.sleeping > 0; group.sleeping--) this.enqueue(group);
+  /** cgroup.freeze */
+  setFrozen(group: SchedGroup, frozen: boolean): void {
+    this.clock.within(() => this.scheduler.setFrozen(group, frozen));
   }
 
-  private kick(): void {
-    for (let core = 0; core < this.running.length; core++) {
-      if (this.running[core]) continue;
-      const candidates = this.groups.filter((g) => g.queued > 0 && g.running < g.procs);
-      if (candidates.length === 0) continue;
-      this.onDispatchPoint?.(this);
-      const group = this.policy.pick(candidates) as SimGroup;
-      this.log.push({ at: this.now, core, group, candidates });
-      group.queued--;
-      this.policy.charge(group, q);
-      group.running++;
-      this.running[core] = { group, end: this.now + q };
-    }
+  /** CPU time the group has had: its quanta that ended, and what those on a core now have run so far. */
+  served(group: SchedGroup): number {
+    let ms = this.completed.get(group) ?? 0;
+    for (const core of this.cores) if (core.running && this.groupOf(core.running.posted.task) === group) ms += this.now - core.running.began;
+    return ms;
   }
 
-  /** Runs until simulated time `until` (quanta that straddle it finish first). */
+  /** Runs to simulated time `until`: the cores' quantum ends and the scheduler's timers, in time order. */
   runUntil(until: number): void {
-    for (;;) {
-      if (this.now < until) this.kick();
-      const ends = this.running.filter((r) => r !== null).map((r) => r.end);
-      if (ends.length === 0) {
-        this.now = until;
-        return;
+    this.clock.within(() => {
+      for (;;) {
+        let first: SimCore | undefined;
+        for (const core of this.cores) if (core.running && (!first || core.running.endsAt < first.running!.endsAt)) first = core;
+        const timer = this.clock.next();
+        const at = Math.min(first?.running!.endsAt ?? Infinity, timer?.at ?? Infinity);
+        if (at > until) break;
+        this.clock.now = at;
+        if (first && first.running!.endsAt === at) {
+          first.end();
+          this.onBoundary?.();
+        } else {
+          this.clock.fire(timer!.id);
+        }
       }
-      const next = Math.min(...ends);
-      if (next > until) return;
-      this.now = next;
-      for (let core = 0; core < this.running.length; core++) {
-        const slot = this.running[core];
-        if (!slot || slot.end !== next) continue;
-        this.running[core] = null;
-        const { group } = slot;
-        group.running--;
-        group.served += q;
-        this.policy.charge(group, q - q);
-        if (group.asleep) group.sleeping++;
-        else this.enqueue(group);
-      }
-    }
+      this.clock.now = until;
+    });
+  }
+
+  outcomeOf(task: RunTask): Outcome {
+    const process = this.processes.get(task.gpid)!;
+    return this.drowsy.delete(process) ? { sys: 'sleep', ms: Infinity } : undefined;
+  }
+
+  began(core: number, task: RunTask): void {
+    this.quanta.push({ core, group: this.groupOf(task), at: this.now });
+  }
+
+  ran(task: RunTask, usedMs: number): void {
+    const group = this.groupOf(task);
+    this.completed.set(group, (this.completed.get(group) ?? 0) + usedMs);
+  }
+
+  private groupOf(task: RunTask): SchedGroup {
+    return this.processes.get(task.gpid)!.group;
   }
 }
 
 const sum = (values: readonly number[]) => values.reduce((a, b) => a + b, 0);
 
+/** The WF²Q pick, written out from its definition: the policy's choice must match it. */
+function wf2q(candidates: ReadonlyArray<{ id: number; weight: number; vtime: number }>): number {
+  const mean = sum(candidates.map((g) => g.weight * g.vtime)) / sum(candidates.map((g) => g.weight));
+  const eligible = candidates.filter((g) => g.vtime <= mean + 1e-9);
+  const finish = (g: { vtime: number; weight: number }) => g.vtime + q / g.weight;
+  const best = Math.min(...eligible.map(finish));
+  return Math.min(...eligible.filter((g) => finish(g) === best).map((g) => g.id));
+}
+
+/**
+ * Starts groups at time 0 one after another, as a machine starts containers, and runs one quantum. The
+ * first group is on the core before the others exist, and they join at s_min, which already counts that
+ * quantum (charged at dispatch): only once it has run do all stand level, and the fairness bounds are
+ * about the service from then on. `joinedAt` is each group's virtual time once all had joined.
+ */
+function startLevel(host: SimHost, weights: readonly number[], procs: number) {
+  const groups = weights.map((w, i) => host.add(i + 1, w, procs));
+  const joinedAt = groups.map((g) => g.vtime);
+  host.runUntil(q);
+  const level = new Map(groups.map((g) => [g, host.served(g)]));
+  return { groups, joinedAt, served: (group: SchedGroup) => host.served(group) - level.get(group)! };
+}
+
+/** The longest row of quanta one group ran back to back on `core`. */
+function longestRow(quanta: SimHost['quanta'], group: SchedGroup, core = 0): number {
+  let longest = 0;
+  let row = 0;
+  for (const quantum of quanta) {
+    if (quantum.core !== core) continue;
+    row = quantum.group === group ? row + 1 : 0;
+    longest = Math.max(longest, row);
+  }
+  return longest;
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // wfq
 
-test('wfq on one core: weights 1,2,3 over 10 s get their shares within 1%', (t) => {
-  const sim = new Sim(new Wfq(), 1);
-  // two processes per group, so a group stays active across its own quantum ends: with one process,
-  // scheduler.ts treats every quantum end as a wake-up (running-- before the re-enqueue) and wfq's wake
-  // rule then lifts the group to s_min, which skews the shares (a known bug, not tested here)
-  const groups = [1, 2, 3].map((w, i) => sim.add(i + 1, w, 2));
-  sim.runUntil(10_000);
-  const total = sum(groups.map((g) => g.served));
-  t.is(total, 10_000);
-  for (const g of groups) {
-    const share = g.served / total;
-    const expected = g.weight / 6;
-    t.true(Math.abs(share - expected) <= 0.01 * expected, `weight ${g.weight}: share ${share}, expected ${expected}`);
-  }
-});
+for (const procs of [1, 2]) {
+  test(`wfq on one core, ${procs} process(es) per group: weights 1,2,3 over 10 s get their shares within 1%, and are charged what they ran`, (t) => {
+    const host = new SimHost('wfq', 1);
+    const groups = [1, 2, 3].map((w, i) => host.add(i + 1, w, procs));
+    host.runUntil(10_000);
+    t.is(sum(groups.map((g) => host.served(g))), 10_000, 'the core never idled');
+    for (const g of groups) {
+      const share = host.served(g) / 10_000;
+      const expected = g.weight / 6;
+      t.true(Math.abs(share - expected) <= 0.01 * expected, `weight ${g.weight}: share ${share}, expected ${expected}`);
+      t.is(g.usageMs, host.served(g), `weight ${g.weight}: the scheduler's usage against the core's`);
+    }
+  });
+}
 
-test('wfq keeps the start-time fair queueing bound |W_i/w_i − W_j/w_j| ≤ q/w_i + q/w_j at every dispatch point', (t) => {
-  const sim = new Sim(new Wfq(), 1);
-  const groups = [1, 2, 3, 5].map((w, i) => sim.add(i + 1, w, 2));
-  let worst = 0;
+test('wfq keeps the start-time fair queueing bound |W_i/w_i − W_j/w_j| ≤ q/w_i + q/w_j at every quantum boundary', (t) => {
+  const host = new SimHost('wfq', 1);
+  const { groups, served } = startLevel(host, [1, 2, 3, 5], 2);
+  let worst = -Infinity;
   let points = 0;
-  sim.onDispatchPoint = () => {
+  host.onBoundary = () => {
     points++;
     for (const a of groups) {
       for (const b of groups) {
         if (a === b) continue;
-        const gap = Math.abs(a.served / a.weight - b.served / b.weight) - (q / a.weight + q / b.weight);
+        const gap = Math.abs(served(a) / a.weight - served(b) / b.weight) - (q / a.weight + q / b.weight);
         worst = Math.max(worst, gap);
       }
     }
   };
-  sim.runUntil(10_000);
-  t.true(points >= 999);
+  host.runUntil(10_000);
+  t.is(points, 999);
   t.true(worst <= 1e-9, `the bound was exceeded by ${worst} ms`);
 });
 
-test('wfq: every pick is WF2Q\'s: among candidates at or below the weighted mean virtual time, the smallest finish s_i + q/w_i', (t) => {
-  const sim = new Sim(new Wfq(q), 2);
-  [3, 1, 7, 2].forEach((w, i) => sim.add(i + 1, w, 1 + (i % 3)));
-  const seen: Array<Array<{ id: number; vtime: number; weight: number }>> = [];
-  sim.onDispatchPoint = (s) => {
-    seen.push(s.groups.filter((g) => g.queued > 0 && g.running < g.procs).map((g) => ({ id: g.id, vtime: g.vtime, weight: g.weight })));
+test('wfq on two cores: every pick and renewal is WF2Q\'s (among candidates at or below the weighted mean virtual time, the smallest finish s_i + q/w_i), and the cores run what was decided', (t) => {
+  const host = new SimHost('wfq', 2);
+  type Seen = { id: number; weight: number; vtime: number };
+  const decisions: Array<{ kind: 'pick' | 'peek'; candidates: Seen[]; chosen: number | undefined }> = [];
+  const decide = <T extends Schedulable | undefined>(kind: 'pick' | 'peek', candidates: readonly Schedulable[], chosen: () => T): T => {
+    const seen = candidates.map((g) => ({ id: g.id, weight: g.weight, vtime: g.vtime }));
+    const group = chosen();
+    decisions.push({ kind, candidates: seen, chosen: group?.id });
+    return group;
   };
-  sim.runUntil(2000);
-  t.is(seen.length, sim.log.length);
-  sim.log.forEach((d, i) => {
-    const candidates = seen[i]!;
-    const mean = candidates.reduce((s, g) => s + g.weight * g.vtime, 0) / candidates.reduce((s, g) => s + g.weight, 0);
-    const eligible = candidates.filter((g) => g.vtime <= mean + 1e-9);
-    const finish = (g: { vtime: number; weight: number }) => g.vtime + q / g.weight;
-    const best = Math.min(...eligible.map(finish));
-    const expected = eligible.filter((g) => finish(g) === best).map((g) => g.id).sort((a, b) => a - b)[0];
-    t.is(d.group.id, expected);
-  });
+  // the scheduler's own policy object, each decision recorded on its way out
+  const policy = host.scheduler.policy;
+  const pick = policy.pick.bind(policy);
+  const peek = policy.peek.bind(policy);
+  policy.pick = (candidates) => decide('pick', candidates, () => pick(candidates));
+  policy.peek = (candidates) => decide('peek', candidates, () => peek(candidates));
+  // a task posted to a core is the group of the pick just made; a renewal, the running group, just peeked
+  const undecided: string[] = [];
+  let dispatched = 0;
+  let renewed = 0;
+  for (const core of host.cores) {
+    const run = core.run.bind(core);
+    const renew = core.renew.bind(core);
+    core.run = (task, done) => {
+      dispatched++;
+      const last = decisions.at(-1);
+      if (last?.kind !== 'pick' || last.chosen !== task.container) undecided.push(`core ${core.index} given group ${task.container} after ${JSON.stringify(last)}`);
+      run(task, done);
+    };
+    core.renew = () => {
+      renewed++;
+      const last = decisions.at(-1);
+      if (last?.kind !== 'peek' || last.chosen !== core.current?.container) undecided.push(`core ${core.index} renewed for group ${core.current?.container} after ${JSON.stringify(last)}`);
+      renew();
+    };
+  }
+  [3, 1, 7, 2].forEach((w, i) => host.add(i + 1, w, 1 + (i % 3)));
+  host.runUntil(2000);
+  t.deepEqual(undecided, []);
+  t.true(dispatched > 100 && renewed > 0, `${dispatched} dispatched, ${renewed} renewals: both paths taken`);
+  for (const d of decisions) t.is(d.chosen, wf2q(d.candidates), `${d.kind} among ${JSON.stringify(d.candidates)}`);
 });
 
 test('wfq wake rule: a group that slept 2 s wakes at max(own, s_min) and its catch-up is bounded by one quantum', (t) => {
-  const sim = new Sim(new Wfq(), 1);
-  const [a, b, c] = [1, 2, 3].map((w, i) => sim.add(i + 1, w, 2)) as [SimGroup, SimGroup, SimGroup];
-  sim.runUntil(1000);
-  sim.sleep(c);
-  sim.runUntil(3000);
+  const host = new SimHost('wfq', 1);
+  const [a, b, c] = [1, 2, 3].map((w, i) => host.add(i + 1, w, 2)) as [SchedGroup, SchedGroup, SchedGroup];
+  host.runUntil(1000);
+  host.sleep(c);
+  host.runUntil(3000);
   t.is(c.running, 0);
-  t.false(Sim.active(c));
+  t.false(c.active, 'both its processes went to sleep');
+  t.true(c.idle);
   const own = c.vtime;
   const sMin = Math.min(a.vtime, b.vtime);
   t.true(sMin > own, 'the others ran on while it slept');
-  const servedAtWake = { a: a.served, b: b.served, c: c.served };
-  const wokeAt = sim.now;
-  sim.wake(c);
+  const servedAtWake = { a: host.served(a), b: host.served(b), c: host.served(c) };
+  const wokeAt = host.now;
+  const before = host.quanta.length;
+  host.wake(c);
   t.is(c.vtime, Math.max(own, sMin));
-  // from the wake on, c may not take more than its share w_c/W plus one quantum at any dispatch point
+  // from the wake on, c may not take more than its share w_c/W plus one quantum at any quantum boundary
   let worstExcess = -Infinity;
-  let longestRun = 0;
-  let run = 0;
-  sim.onDispatchPoint = (s) => {
-    const elapsed = s.now - wokeAt;
-    worstExcess = Math.max(worstExcess, c.served - servedAtWake.c - (elapsed * c.weight) / 6);
+  host.onBoundary = () => {
+    worstExcess = Math.max(worstExcess, host.served(c) - servedAtWake.c - ((host.now - wokeAt) * c.weight) / 6);
   };
-  const before = sim.log.length;
-  sim.runUntil(5000);
-  for (const d of sim.log.slice(before)) {
-    run = d.group === c ? run + 1 : 0;
-    longestRun = Math.max(longestRun, run);
-  }
+  host.runUntil(5000);
   t.true(worstExcess <= q, `c ran ${worstExcess} ms ahead of its share after waking`);
+  t.true(worstExcess > -q, `c got ${-worstExcess} ms less than its share after waking`);
   // weight 3 of 6: fair is every other quantum, so it never runs more than two in a row
-  t.true(longestRun <= 2, `c ran ${longestRun} quanta in a row after waking`);
+  const longest = longestRow(host.quanta.slice(before), c);
+  t.true(longest <= 2, `c ran ${longest} quanta in a row after waking`);
   // and the others were not starved: over 2 s each got its share within one quantum
-  const elapsed = sim.now - wokeAt;
-  t.true(Math.abs(a.served - servedAtWake.a - elapsed / 6) <= q);
-  t.true(Math.abs(b.served - servedAtWake.b - (elapsed * 2) / 6) <= q);
+  const elapsed = host.now - wokeAt;
+  t.true(Math.abs(host.served(a) - servedAtWake.a - elapsed / 6) <= q);
+  t.true(Math.abs(host.served(b) - servedAtWake.b - (elapsed * 2) / 6) <= q);
 });
 
 test('wfq wake rule: a group that ran ahead keeps its own, larger virtual time when it wakes', (t) => {
@@ -244,32 +473,79 @@ test('wfq: s_min never decreases, even when the only groups left runnable are be
 });
 
 test('wfq: a group arriving midway starts at s_min and does not monopolise the core', (t) => {
-  const sim = new Sim(new Wfq(), 1);
-  const [a, b] = [1, 2].map((w, i) => sim.add(i + 1, w, 2)) as [SimGroup, SimGroup];
-  sim.runUntil(5000);
+  const host = new SimHost('wfq', 1);
+  const [a, b] = [1, 2].map((w, i) => host.add(i + 1, w, 2)) as [SchedGroup, SchedGroup];
+  host.runUntil(5000);
   const sMin = Math.min(a.vtime, b.vtime);
   t.true(sMin > 100);
-  const arrivedAt = sim.now;
-  const c = sim.add(3, 3, 2);
+  const arrivedAt = host.now;
+  const servedBefore = { a: host.served(a), b: host.served(b) };
+  const c = host.add(3, 3, 2);
   t.is(c.vtime, sMin);
   let worstExcess = -Infinity;
-  sim.onDispatchPoint = (s) => {
-    worstExcess = Math.max(worstExcess, c.served - ((s.now - arrivedAt) * 3) / 6);
+  host.onBoundary = () => {
+    worstExcess = Math.max(worstExcess, host.served(c) - ((host.now - arrivedAt) * 3) / 6);
   };
-  sim.runUntil(10_000);
+  host.runUntil(10_000);
   t.true(worstExcess <= q, `the newcomer ran ${worstExcess} ms ahead of its share`);
-  const elapsed = sim.now - arrivedAt;
-  t.true(Math.abs(c.served / elapsed - 0.5) <= 0.01);
-  t.true(a.served > 0 && b.served > 0);
+  const elapsed = host.now - arrivedAt;
+  t.true(Math.abs(host.served(c) / elapsed - 0.5) <= 0.01, `the newcomer's share ${host.served(c) / elapsed}`);
+  // the other two share the rest 1:2
+  t.true(Math.abs((host.served(a) - servedBefore.a) / elapsed - 1 / 6) <= 0.01);
+  t.true(Math.abs((host.served(b) - servedBefore.b) / elapsed - 2 / 6) <= 0.01);
+});
+
+test('cgroup.freeze: a frozen group runs nothing, not even the quantum already posted to follow, and thaws under the s_min rule', (t) => {
+  const host = new SimHost('wfq', 1);
+  const [a, b] = [1, 1].map((w, i) => host.add(i + 1, w, 2)) as [SchedGroup, SchedGroup];
+  // equal weights take turns: while a runs, the pick made ahead of its quantum's end has posted b to follow
+  host.runUntil(1000);
+  const core = host.cores[0]!;
+  if (core.current?.container !== a.id) host.runUntil(1010);
+  host.runUntil(host.now + q - 1);
+  t.is(core.current?.container, a.id);
+  t.is(core.following?.container, b.id);
+  host.setFrozen(b, true);
+  const frozenAt = host.now;
+  const servedFrozen = host.served(b);
+  host.runUntil(frozenAt + 500);
+  t.is(host.served(b), servedFrozen, 'b ran while frozen');
+  t.is(host.served(a) + host.served(b), host.now, 'the core never idled');
+  const own = b.vtime;
+  t.true(a.vtime > own, 'a ran on while b was frozen');
+  const thawedAt = host.now;
+  const servedAtThaw = { a: host.served(a), b: host.served(b) };
+  host.setFrozen(b, false);
+  t.is(b.vtime, a.vtime, 'b comes back at s_min, with no credit for the time it was frozen');
+  host.runUntil(thawedAt + 1000);
+  t.true(Math.abs(host.served(b) - servedAtThaw.b - 500) <= q, `b got ${host.served(b) - servedAtThaw.b} ms of 1000 after thawing`);
+  t.true(Math.abs(host.served(a) - servedAtThaw.a - 500) <= q);
 });
 
 test('wfq on two cores: weights 1 and 3 with two processes each share 1:3', (t) => {
-  const sim = new Sim(new Wfq(), 2);
-  const light = sim.add(1, 1, 2);
-  const heavy = sim.add(2, 3, 2);
-  sim.runUntil(10_000);
-  t.is(light.served + heavy.served, 20_000);
-  t.true(Math.abs(heavy.served / light.served - 3) <= 0.03, `ratio ${heavy.served / light.served}`);
+  const host = new SimHost('wfq', 2);
+  const light = host.add(1, 1, 2);
+  const heavy = host.add(2, 3, 2);
+  host.runUntil(10_000);
+  t.is(host.served(light) + host.served(heavy), 20_000);
+  t.true(Math.abs(host.served(heavy) / host.served(light) - 3) <= 0.03, `ratio ${host.served(heavy) / host.served(light)}`);
+});
+
+test('wfq lag bound: |W_i − T·w_i/W| < q at every quantum boundary (weights 1,2,3 and 1,1,1,1,10; one and two processes per group)', (t) => {
+  for (const procs of [1, 2]) {
+    for (const weights of [[1, 2, 3], [1, 1, 1, 1, 10]]) {
+      const host = new SimHost('wfq', 1);
+      const { groups, joinedAt, served } = startLevel(host, weights, procs);
+      t.deepEqual(joinedAt, weights.map(() => q / weights[0]!), 'the later groups joined level with the first after its quantum');
+      const total = sum(weights);
+      let worst = 0;
+      host.onBoundary = () => {
+        for (const g of groups) worst = Math.max(worst, Math.abs(served(g) - ((host.now - q) * g.weight) / total));
+      };
+      host.runUntil(10_000);
+      t.true(worst < q, `weights ${weights}, ${procs} per group: lag ${worst}`);
+    }
+  }
 });
 
 // ---------------------------------------------------------------------------------------------------------
@@ -284,29 +560,36 @@ test('lottery: the same seed repeats the same picks, another seed does not', (t)
   t.deepEqual(draws(7), draws(7));
   t.deepEqual(createPolicy('lottery', 99) instanceof Lottery, true);
   t.notDeepEqual(draws(7), draws(8));
-  // through the simulator as well
+  // and what the scheduler made of them on two cores
   const run = (seed: number) => {
-    const sim = new Sim(createPolicy('lottery', seed), 2);
-    [1, 2, 3].forEach((w, i) => sim.add(i + 1, w, 2));
-    sim.runUntil(3000);
-    return sim.log.map((d) => `${d.core}:${d.group.id}`);
+    const host = new SimHost('lottery', 2, seed);
+    [1, 2, 3].forEach((w, i) => host.add(i + 1, w, 2));
+    host.runUntil(3000);
+    return host.quanta.map((quantum) => `${quantum.core}:${quantum.group.id}`);
   };
   t.deepEqual(run(3), run(3));
+  t.notDeepEqual(run(3), run(4));
 });
 
-test('lottery: over 20000 quanta each share lands within 3·sqrt(p(1−p)/n) of p', (t) => {
-  const n = 20_000;
-  const sim = new Sim(new Lottery(1), 1);
-  const groups = [1, 2, 3].map((w, i) => sim.add(i + 1, w, 2));
-  sim.runUntil(n * q);
-  t.is(sim.log.length, n);
-  for (const g of groups) {
-    const p = g.weight / 6;
-    const share = g.served / (n * q);
-    const bound = 3 * Math.sqrt((p * (1 - p)) / n);
-    t.true(Math.abs(share - p) <= bound, `weight ${g.weight}: share ${share}, p ${p}, bound ${bound}`);
-  }
-});
+// Known bug (issue 14): on two cores the draw made ahead of a quantum's end is thrown away when it picks a
+// group whose processes are all on other cores, so heavy groups lose share. Marked failing until fixed.
+for (const cores of [1, 2]) {
+  (cores === 2 ? test.failing : test)(`lottery on ${cores} core(s): over 20000 quanta each share lands within 3·sqrt(p(1−p)/n) of p`, (t) => {
+    const n = 20_000;
+    const until = (n / cores) * q;
+    const host = new SimHost('lottery', cores, 1);
+    // two processes per group, so that each group can use every core
+    const groups = [1, 2, 3].map((w, i) => host.add(i + 1, w, 2));
+    host.runUntil(until);
+    t.is(host.quanta.filter((quantum) => quantum.at < until).length, n);
+    for (const g of groups) {
+      const p = g.weight / 6;
+      const share = host.served(g) / (n * q);
+      const bound = 3 * Math.sqrt((p * (1 - p)) / n);
+      t.true(Math.abs(share - p) <= bound, `weight ${g.weight}: share ${share}, p ${p}, bound ${bound}`);
+    }
+  });
+}
 
 // ---------------------------------------------------------------------------------------------------------
 // The compliance block: the shared rules, run against every policy.
@@ -339,28 +622,27 @@ for (const name of policyNames) {
     }
   });
 
-  test(`compliance ${name}: the weight bounds 1 and 10000 keep virtual times finite`, (t) => {
-    const policy = createPolicy(name, 2);
-    const sim = new Sim(policy, 1);
-    const groups = [1, 10_000].map((w, i) => sim.add(i + 1, w, 2));
-    sim.runUntil(200_000);
-    for (const g of groups) {
-      t.true(g.weight >= 1);
-      t.true(Number.isFinite(g.vtime));
-    }
+  test(`compliance ${name}: the weight bounds 1 and 10000 keep virtual times finite and the light group to its share`, (t) => {
+    const host = new SimHost(name, 1, 2);
+    const [light, heavy] = [1, 10_000].map((w, i) => host.add(i + 1, w, 2)) as [SchedGroup, SchedGroup];
+    host.runUntil(200_000);
+    t.true(Number.isFinite(light.vtime) && Number.isFinite(heavy.vtime));
+    t.is(host.served(light) + host.served(heavy), 200_000);
     // the weight-1 group gets about 1 quantum in 10001, not more than a few times that
-    t.true(groups[0]!.served <= (200_000 / 10_001) * 4 + q);
+    t.true(host.served(light) <= (200_000 / 10_001) * 4 + q, `the light group ran ${host.served(light)} ms`);
+    // a virtual-time policy never starves it (a lottery only makes that unlikely)
+    if (name !== 'lottery') t.true(host.served(light) >= q, 'the light group never ran');
   });
 
-  test(`compliance ${name}: long-run shares converge to the weights within 5%`, (t) => {
-    const sim = new Sim(createPolicy(name, 11), 2);
+  (name === 'lottery' ? test.failing : test)(`compliance ${name}: long-run shares on two cores converge to the weights within 5%`, (t) => {
+    const host = new SimHost(name, 2, 11);
     const weights = [1, 2, 3, 4];
-    const groups = weights.map((w, i) => sim.add(i + 1, w, 2));
-    sim.runUntil(500_000);
-    const total = sum(groups.map((g) => g.served));
+    const groups = weights.map((w, i) => host.add(i + 1, w, 2));
+    host.runUntil(500_000);
+    const total = sum(groups.map((g) => host.served(g)));
     t.is(total, 2 * 500_000);
     for (const g of groups) {
-      const share = g.served / total;
+      const share = host.served(g) / total;
       const expected = g.weight / sum(weights);
       t.true(Math.abs(share - expected) <= 0.05 * expected, `${name} weight ${g.weight}: share ${share}, expected ${expected}`);
     }
@@ -371,13 +653,16 @@ test('createPolicy hands out each policy by name; credit orders like wfq', (t) =
   t.true(createPolicy('wfq') instanceof Wfq);
   t.true(createPolicy('credit') instanceof Credit);
   t.true(createPolicy('lottery') instanceof Lottery);
-  const order = (policy: Policy) => {
-    const sim = new Sim(policy, 1);
-    [2, 5, 1].forEach((w, i) => sim.add(i + 1, w, 2));
-    sim.runUntil(2000);
-    return sim.log.map((d) => d.group.id);
+  const order = (policy: PolicyName) => {
+    const host = new SimHost(policy, 1);
+    [2, 5, 1].forEach((w, i) => host.add(i + 1, w, 2));
+    host.runUntil(2000);
+    return host.quanta.map((quantum) => quantum.group.id);
   };
-  t.deepEqual(order(createPolicy('credit')), order(createPolicy('wfq')));
+  const wfq = order('wfq');
+  t.deepEqual(new Set(wfq), new Set([1, 2, 3]));
+  t.deepEqual(order('credit'), wfq);
+  t.notDeepEqual(order('lottery'), wfq);
 });
 
 // ---------------------------------------------------------------------------------------------------------
@@ -560,6 +845,45 @@ test('cpu.max: a long idle stretch is skipped without looping and lands on the p
   t.is(bw.stats.nrPeriods, 1);
 });
 
+test('cpu.max burst: after any long idle stretch runtime = quota + burst', (t) => {
+  for (const idle of [500, 1500, 5000]) {
+    const bw = new Bandwidth(20, 100, 20, 0);
+    bw.reserve(20);
+    bw.settle(20, 20);
+    t.is(bw.available(idle), 40, `after ${idle} ms idle`);
+  }
+});
+
+test('cpu.stat: nr_throttled never exceeds nr_periods, even mid-period', (t) => {
+  const bw = new Bandwidth(20, 100, 0, 0);
+  bw.reserve(20);
+  bw.settle(20, 20);
+  bw.available(30);
+  bw.throttle(30);
+  t.true(bw.stats.nrThrottled <= bw.stats.nrPeriods);
+  bw.available(120);
+  t.is(bw.stats.nrThrottled, 1);
+  t.is(bw.stats.nrPeriods, 1);
+});
+
+test('cpu.max 20ms/100ms through the scheduler on four cores: exactly the quota each period, woken at each refill by the scheduler\'s own timer', (t) => {
+  const host = new SimHost('wfq', 4);
+  const bw = new Bandwidth(20, 100, 0, 0);
+  const capped = host.add(1, 1, 4, { cpuMax: bw });
+  host.runUntil(2000);
+  // alone on the host, only the wake-up timer at each period's start brings it back
+  t.is(host.served(capped), 20 * 20);
+  t.deepEqual([...new Set(host.quanta.map((quantum) => quantum.at))], Array.from({ length: 21 }, (_, i) => i * 100));
+  t.deepEqual(bw.stats, { nrPeriods: 20, nrThrottled: 20, throttledMs: 20 * 100, nrBursts: 0, burstMs: 0, peakPeriodMs: 20 });
+  // beside a group without a limit, the cores stay busy and the capped group still gets exactly its quota
+  const shared = new SimHost('wfq', 4);
+  const limited = shared.add(1, 1, 4, { cpuMax: new Bandwidth(20, 100, 0, 0) });
+  const free = shared.add(2, 1, 4);
+  shared.runUntil(2000);
+  t.is(shared.served(limited), 20 * 20);
+  t.is(shared.served(free), 4 * 2000 - 20 * 20);
+});
+
 // ---------------------------------------------------------------------------------------------------------
 // T2 credits
 
@@ -681,47 +1005,4 @@ test('t2 speed scales earning and spending alike', (t) => {
     t.true(Math.abs(account.balance) < 1e-9, `speed ${speed}: balance ${account.balance}`);
     t.true(Math.abs(account.earned - account.spent + 30) < 1e-9);
   }
-});
-
-test('wfq on one core, one process per group: weights 1,2,3 get their shares within 1%', (t) => {
-  const sim = new Sim(new Wfq(q), 1);
-  const groups = [1, 2, 3].map((w, i) => sim.add(i + 1, w, 1));
-  sim.runUntil(10_000);
-  const total = sum(groups.map((g) => g.served));
-  for (const g of groups) t.true(Math.abs(g.served / total - g.weight / 6) <= (0.01 * g.weight) / 6, `w${g.weight}: ${g.served / total}`);
-});
-
-test('wfq lag bound: |W_i − T·w_i/W| < q at every dispatch point (weights 1,2,3 and 1,1,1,1,10)', (t) => {
-  for (const weights of [[1, 2, 3], [1, 1, 1, 1, 10]]) {
-    const sim = new Sim(new Wfq(q), 1);
-    const groups = weights.map((w, i) => sim.add(i + 1, w, 2));
-    const total = sum(weights);
-    let worst = 0;
-    sim.onDispatchPoint = (s) => {
-      for (const g of groups) worst = Math.max(worst, Math.abs(g.served - (s.now * g.weight) / total));
-    };
-    sim.runUntil(10_000);
-    t.true(worst < q, `weights ${weights}: lag ${worst}`);
-  }
-});
-
-test('cpu.max burst: after any long idle stretch runtime = quota + burst', (t) => {
-  for (const idle of [500, 1500, 5000]) {
-    const bw = new Bandwidth(20, 100, 20, 0);
-    bw.reserve(20);
-    bw.settle(20, 20);
-    t.is(bw.available(idle), 40, `after ${idle} ms idle`);
-  }
-});
-
-test('cpu.stat: nr_throttled never exceeds nr_periods, even mid-period', (t) => {
-  const bw = new Bandwidth(20, 100, 0, 0);
-  bw.reserve(20);
-  bw.settle(20, 20);
-  bw.available(30);
-  bw.throttle(30);
-  t.true(bw.stats.nrThrottled <= bw.stats.nrPeriods);
-  bw.available(120);
-  t.is(bw.stats.nrThrottled, 1);
-  t.is(bw.stats.nrPeriods, 1);
 });
