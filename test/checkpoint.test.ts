@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ContainerInfo, ProcessInfo } from '@slicelab/protocol';
-import { Harness, hostConfig, pollUntil, type CliResult } from './harness.js';
+import { Harness, hostConfig, keyed, oneLineError, poll, pollUntil } from './harness.js';
 
 const h = new Harness();
 const cluster = 'cpt';
@@ -65,36 +65,6 @@ async function checkpoint(name: string, ...flags: string[]) {
 
 async function restore(file: string, host: string, name?: string) {
   return h.cliJson<RestoreJson>(['container', 'restore', file, '--host', host, ...(name ? ['--name', name] : [])]);
-}
-
-/** Runs `probe` until `done` says so, at most `tries` times; returns the last value either way. */
-async function poll<T>(probe: () => Promise<T>, done: (value: T) => boolean, tries = 30, gapMs = 100): Promise<T> {
-  let value = await probe();
-  for (let i = 1; i < tries && !done(value); i++) {
-    await sleep(gapMs);
-    value = await probe();
-  }
-  return value;
-}
-
-/** "key value" lines (memory.events, cpu.stat, pids.events) as numbers. */
-function keyed(text: string | undefined): Record<string, number> {
-  const values: Record<string, number> = {};
-  for (const line of (text ?? '').split('\n')) {
-    const [key, value] = line.trim().split(/\s+/);
-    if (key && value !== undefined) values[key] = Number(value);
-  }
-  return values;
-}
-
-/** The README's promise: every error is one line on stderr and a non-zero exit. */
-function oneLineError(t: ExecutionContext, result: CliResult, pattern: RegExp, what: string): void {
-  t.not(result.code, 0, `${what}: exit code`);
-  t.is(result.stdout, '', `${what}: nothing on stdout`);
-  const lines = result.stderr.trim().split('\n');
-  t.is(lines.length, 1, `${what}: one line, got ${JSON.stringify(result.stderr)}`);
-  t.regex(lines[0] ?? '', /^slicelab: /, what);
-  t.regex(lines[0] ?? '', pattern, what);
 }
 
 /** A process's counter (processes[i].metrics[key]) in a listing; NaN when the container or process is absent. */

@@ -6,7 +6,7 @@ import test, { type ExecutionContext } from 'ava';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ContainerInfo, ProcessInfo } from '@slicelab/protocol';
-import { Harness, hostConfig, type CliResult } from './harness.js';
+import { Harness, hostConfig, keyed, oneLineError, poll } from './harness.js';
 
 const h = new Harness();
 const config = h.writeConfig('ctr', hostConfig('ctr', ['h1', 'h2']));
@@ -44,36 +44,6 @@ async function cgroup(name: string): Promise<Record<string, string>> {
   const result = await h.cliJson<CgroupJson>(['cgroup', 'get', name]);
   if (result.code !== 0) throw new Error(`cgroup get ${name} failed (exit ${result.code}): ${result.stderr}`);
   return result.files;
-}
-
-/** Runs `probe` until `done` says so, at most `tries` times; returns the last value either way. */
-async function poll<T>(probe: () => Promise<T>, done: (value: T) => boolean, tries = 20, gapMs = 100): Promise<T> {
-  let value = await probe();
-  for (let i = 1; i < tries && !done(value); i++) {
-    await sleep(gapMs);
-    value = await probe();
-  }
-  return value;
-}
-
-/** "key value" lines (memory.events, cpu.stat, pids.events) as numbers. */
-function keyed(text: string | undefined): Record<string, number> {
-  const values: Record<string, number> = {};
-  for (const line of (text ?? '').split('\n')) {
-    const [key, value] = line.trim().split(/\s+/);
-    if (key && value !== undefined) values[key] = Number(value);
-  }
-  return values;
-}
-
-/** The README's promise: every error is one line on stderr and a non-zero exit. */
-function oneLineError(t: ExecutionContext, result: CliResult, pattern: RegExp, what = ''): void {
-  t.not(result.code, 0, `${what}: exit code`);
-  t.is(result.stdout, '', `${what}: nothing on stdout`);
-  const lines = result.stderr.trim().split('\n');
-  t.is(lines.length, 1, `${what}: one line, got ${JSON.stringify(result.stderr)}`);
-  t.regex(lines[0] ?? '', /^slicelab: /, what);
-  t.regex(lines[0] ?? '', pattern, what);
 }
 
 /** Table rows of a text output, as arrays of trimmed cells. */

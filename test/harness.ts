@@ -3,10 +3,12 @@
  * nats-servers, gives every test file its own state root (SLICELAB_HOME), and on teardown kills
  * everything it started or that a run file under its root records. Readiness is always polled.
  */
+import type { ExecutionContext } from 'ava';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { isAlive, pollUntil, signal, startNatsServer, type NatsServer, type NatsServerOptions, type RunFile } from '@slicelab/launcher';
 
@@ -112,6 +114,36 @@ export class Harness {
 
 export function hostConfig(name: string, hosts: string[], extra: Record<string, unknown> = {}) {
   return { name, ...extra, hosts: hosts.map((host) => ({ name: host, cores: 2, memory: '1GiB', uplink: '1gbit' })) };
+}
+
+/** Runs `probe` until `done` says so, at most `tries` times; returns the last value either way. */
+export async function poll<T>(probe: () => Promise<T>, done: (value: T) => boolean, tries = 30, gapMs = 100): Promise<T> {
+  let value = await probe();
+  for (let i = 1; i < tries && !done(value); i++) {
+    await sleep(gapMs);
+    value = await probe();
+  }
+  return value;
+}
+
+/** "key value" lines (memory.events, cpu.stat, pids.events) as numbers. */
+export function keyed(text: string | undefined): Record<string, number> {
+  const values: Record<string, number> = {};
+  for (const line of (text ?? '').split('\n')) {
+    const [key, value] = line.trim().split(/\s+/);
+    if (key && value !== undefined) values[key] = Number(value);
+  }
+  return values;
+}
+
+/** The README's promise: every error is one line on stderr and a non-zero exit. */
+export function oneLineError(t: ExecutionContext, result: CliResult, pattern: RegExp, what = ''): void {
+  t.not(result.code, 0, `${what}: exit code`);
+  t.is(result.stdout, '', `${what}: nothing on stdout`);
+  const lines = result.stderr.trim().split('\n');
+  t.is(lines.length, 1, `${what}: one line, got ${JSON.stringify(result.stderr)}`);
+  t.regex(lines[0] ?? '', /^slicelab: /, what);
+  t.regex(lines[0] ?? '', pattern, what);
 }
 
 export { isAlive, pollUntil };

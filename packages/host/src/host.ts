@@ -186,9 +186,7 @@ export class Host {
 
   private inspect(name: string, digest: boolean): ContainerInspected {
     const info = this.machine.inspect(name);
-    if (!digest) return info;
-    const { pageNumbers, pages } = this.machine.pages(name);
-    return { ...info, digest: memoryDigest(pageNumbers, pages), pages: pageNumbers.length };
+    return digest ? { ...info, ...this.machine.digest(name) } : info;
   }
 
   /**

@@ -12,7 +12,7 @@
  *   Disk: the virtual disk (disk.ts)
  *   persist.ts: the container record every part saves into and restores from
  */
-import { SlicelabError, memoryDigest, type ContainerInfo, type DiskSpec, type Logger, type ProcessInfo } from '@slicelab/protocol';
+import { SlicelabError, addressSpaceDigest, type ContainerInfo, type DiskSpec, type Logger, type ProcessInfo } from '@slicelab/protocol';
 import { getProgram, pageSize, programNames, type ProgramArgs } from '@slicelab/programs';
 import { cpuWeightRead, defaultLimits, readCgroupFile, writeCgroupFile, cgroupFiles, Pressure, type CgroupCounters, type CgroupLimits } from './cgroup.js';
 import { Container, exitCodes, type ContainerSpec, type CreditSetting, type Process } from './container.js';
@@ -76,6 +76,11 @@ const freezeTimeoutMs = 5000;
 const clock = () => performance.timeOrigin + performance.now();
 /** 65536 uids per container from 100000 on, as many as fit below 2^32 */
 const uidSlots = Math.floor((0x1_0000_0000 - 100_000) / 65_536);
+
+function digestOf(memory: GuestMemory): { digest: string; pages: number } {
+  const pageNumbers = memory.touchedPageNumbers();
+  return { digest: addressSpaceDigest(pageNumbers, new Uint8Array(memory.shared.data), pageSize), pages: pageNumbers.length };
+}
 
 export class Machine {
   readonly cores: Core[];
@@ -199,9 +204,14 @@ export class Machine {
     return this.info(this.get(name));
   }
 
-  /** A copy of the container's touched pages, its dirty bits left alone (for a digest). */
+  /** A copy of the container's touched pages, its dirty bits left alone. */
   pages(name: string): PageSet {
     return this.get(name).memory.touchedCopy(false);
+  }
+
+  /** The digest of the container's touched memory (what an image's header carries), read in place. */
+  digest(name: string): { digest: string; pages: number } {
+    return digestOf(this.get(name).memory);
   }
 
   /** The container's log: what its processes wrote with ctx.log, crashes and OOM kills; the last 200 lines. */
@@ -320,10 +330,11 @@ export class Machine {
       container.nextPid = record.nextPid;
       container.pidsPeak = record.pidsPeak;
       container.clockOffset = record.clockMs - now;
-      container.credit = { size: record.credit.size, mode: record.credit.mode };
+      container.credit = this.parseCredit({ 'cpu.credit.size': record.credit.size, 'cpu.credit.mode': record.credit.mode });
       Object.assign(container.events, record.events);
+      const wallMs = Date.now();
       container.pressure = {
-        cpu: Pressure.restore(record.pressure.cpu, Date.now()), memory: Pressure.restore(record.pressure.memory, Date.now()), io: Pressure.restore(record.pressure.io, Date.now()),
+        cpu: Pressure.restore(record.pressure.cpu, wallMs), memory: Pressure.restore(record.pressure.memory, wallMs), io: Pressure.restore(record.pressure.io, wallMs),
       };
       container.lastStalls = { ...record.lastStalls };
       for (const line of record.logs) container.log(line);
@@ -333,7 +344,6 @@ export class Machine {
       if (record.baseline) group.baseline = Bandwidth.restore(record.baseline, now);
       if (record.credit.account) group.credit = CreditAccount.restore(record.credit.account, now);
       container.io.load(record.io, now, this.disk.vtime);
-      this.parseCredit({ 'cpu.credit.size': record.credit.size, 'cpu.credit.mode': record.credit.mode });
       // host pids are this host's: each process gets a new one, and its regions follow it
       gpids = new Map(record.processes.map((p) => [p.pid, this.processes.newGpid()]));
       if (gpids.size !== record.processes.length) throw new SlicelabError('EINVAL', 'container record: two processes have one pid');
@@ -345,10 +355,7 @@ export class Machine {
         container.regions.set(region.addr, { addr: region.addr, bytes: region.bytes, owner });
       }
       // the memory as restored, read before any process runs, must be the image's byte for byte
-      if (digest !== undefined) {
-        const restored = memory.touchedCopy(false);
-        if (memoryDigest(restored.pageNumbers, restored.pages) !== digest) throw new SlicelabError('EINVAL', `restored memory of "${name}" does not match the image's digest`);
-      }
+      if (digest !== undefined && digestOf(memory).digest !== digest) throw new SlicelabError('EINVAL', `restored memory of "${name}" does not match the image's digest`);
       this.admit(container);
     } catch (error) {
       if (container && this.containers.get(name) === container) this.evict(container);

@@ -205,11 +205,6 @@ export class GuestMemory implements MemoryAccess {
     return Atomics.load(this.control, Ctl.Peak) * pageSize;
   }
 
-  /** memory.events max: a charge refused at the limit, counted where the host refuses it itself */
-  countMaxEvent(): void {
-    Atomics.add(this.control, Ctl.EventsMax, 1);
-  }
-
   get maxEvents(): number {
     return Atomics.load(this.control, Ctl.EventsMax);
   }
@@ -305,10 +300,6 @@ export class GuestMemory implements MemoryAccess {
     this.host.uncharge(Atomics.exchange(this.control, Ctl.Current, 0));
   }
 
-  isTouched(page: number): boolean {
-    return (Atomics.load(this.touched, page >>> 5) & (1 << (page & 31))) !== 0;
-  }
-
   isDirty(page: number): boolean {
     return (Atomics.load(this.dirty, page >>> 5) & (1 << (page & 31))) !== 0;
   }
@@ -322,18 +313,23 @@ export class GuestMemory implements MemoryAccess {
     into.set(this.bytes.subarray(page * pageSize, (page + 1) * pageSize));
   }
 
-  /**
-   * Every touched page, copied. `take`: each through takePage (a checkpoint's copy: a page written during
-   * it stays dirty); else a plain read that leaves the dirty bits alone (a digest for inspect).
-   */
-  touchedCopy(take = true): PageSet {
+  /** The touched pages' numbers, ascending. */
+  touchedPageNumbers(): Uint32Array {
     const numbers: number[] = [];
     for (let word = 0; word < this.touched.length; word++) {
       const bits = Atomics.load(this.touched, word);
       if (bits === 0) continue;
       for (let b = 0; b < 32; b++) if (bits & (1 << b)) numbers.push(word * 32 + b);
     }
-    const pageNumbers = Uint32Array.from(numbers);
+    return Uint32Array.from(numbers);
+  }
+
+  /**
+   * Every touched page, copied. `take`: each through takePage (a checkpoint's copy: a page written during
+   * it stays dirty); else a plain read that leaves the dirty bits alone.
+   */
+  touchedCopy(take = true): PageSet {
+    const pageNumbers = this.touchedPageNumbers();
     const pages = new Uint8Array(pageNumbers.length * pageSize);
     for (let i = 0; i < pageNumbers.length; i++) {
       const page = pageNumbers[i]!;

@@ -18,7 +18,6 @@ import type { Scheduler } from './scheduler/scheduler.js';
 const clock = () => performance.timeOrigin + performance.now();
 
 export class Processes {
-  readonly byGpid = new Map<number, Process>();
   private nextGpid = 100;
 
   constructor(private readonly scheduler: Scheduler, private readonly disk: Disk, private readonly seed: number, private readonly log?: Logger) {}
@@ -35,11 +34,10 @@ export class Processes {
     return process;
   }
 
-  /** Enters a process into the tables (a restored one, with its own state). */
+  /** Enters a process into its container's table (a restored one comes with its own state). */
   add(process: Process): void {
     const container = process.container;
     container.processes.set(process.pid, process);
-    this.byGpid.set(process.gpid, process);
     container.pidsPeak = Math.max(container.pidsPeak, container.live().length);
     container.memory.setPidsCurrent(container.live().length);
   }
@@ -91,7 +89,6 @@ export class Processes {
     // a process still on a core keeps writing until its quantum ends: its memory goes back then
     if (onCore) container.dying.add(process);
     else this.releaseRegions(process);
-    this.byGpid.delete(process.gpid);
     container.reap(process);
     container.memory.setPidsCurrent(container.live().length);
     if (process.pid === 1) {

@@ -2,31 +2,9 @@
  * The machine with real cores (worker threads running the compiled core entry: run `npm run build`
  * first). Each test starts its own 2-core machine, stays under 3 s and closes it in teardown.
  */
-import test, { type ExecutionContext } from 'ava';
-import { Machine, type MachineOptions } from '../dist/machine.js';
-
-const options: MachineOptions = {
-  host: 'h1', cores: 2, memory: 1 << 30, quantumMs: 10, policy: 'wfq', seed: 1, creditSpeed: 1, disk: { bandwidth: 200e6, iops: 5000 },
-};
-const MiB = 1 << 20;
-
-function machine(t: ExecutionContext, overrides: Partial<MachineOptions> = {}): Machine {
-  const m = new Machine({ ...options, ...overrides });
-  t.teardown(() => m.close());
-  return m;
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Polls until `condition` holds (true) or `ms` pass (false): generous, it only waits that long on a stalled host. */
-async function until(condition: () => boolean, ms = 4000): Promise<boolean> {
-  const deadline = performance.now() + ms;
-  for (;;) {
-    if (condition()) return true;
-    if (performance.now() > deadline) return false;
-    await sleep(5);
-  }
-}
+import test from 'ava';
+import type { Machine } from '../dist/machine.js';
+import { MiB, machine, sleep, until } from './machines.js';
 
 /** The errno of what `fn` throws. */
 function errno(fn: () => unknown): string {

@@ -5,40 +5,20 @@
  * that checkpointing depends on: results a core makes itself survive a quantum's end, the OOM killer
  * does not over-kill on several cores, a host's memory is a real limit, stuck steps are killed.
  */
-import test, { type ExecutionContext } from 'ava';
+import test from 'ava';
 import { Worker } from 'node:worker_threads';
 import { decode, encode } from '@slicelab/protocol';
 import { pageSize } from '@slicelab/programs';
 import { Pressure } from '../dist/cgroup.js';
 import { Disk, IoGroup } from '../dist/disk.js';
 import { GuestMemory, HostMemory } from '../dist/memory.js';
-import { Machine, type MachineOptions } from '../dist/machine.js';
+import type { Machine } from '../dist/machine.js';
 import { Rootfs } from '../dist/namespaces.js';
 import { validateRecord } from '../dist/persist.js';
 import { Bandwidth } from '../dist/scheduler/bandwidth.js';
 import { CreditAccount, t2Sizes } from '../dist/scheduler/credit.js';
 import { SchedGroup } from '../dist/scheduler/scheduler.js';
-
-const MiB = 1 << 20;
-const options: MachineOptions = {
-  host: 'h1', cores: 2, memory: 1 << 30, quantumMs: 10, policy: 'wfq', seed: 1, creditSpeed: 1, disk: { bandwidth: 200e6, iops: 5000 },
-};
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function machine(t: ExecutionContext, overrides: Partial<MachineOptions> = {}): Machine {
-  const m = new Machine({ ...options, ...overrides });
-  t.teardown(() => m.close());
-  return m;
-}
-
-async function until(condition: () => boolean, ms = 5000): Promise<boolean> {
-  const deadline = performance.now() + ms;
-  for (;;) {
-    if (condition()) return true;
-    if (performance.now() > deadline) return false;
-    await sleep(5);
-  }
-}
+import { MiB, machine, sleep, until } from './machines.js';
 
 const metric = (m: Machine, name: string, key: string, pid = 1) => m.inspect(name).processes.find((p) => p.pid === pid)?.metrics[key] ?? -1;
 

@@ -161,12 +161,24 @@ export function memoryDigest(pageNumbers: Uint32Array, pages: Uint8Array, pageSi
   if (pages.length !== pageNumbers.length * pageSize) {
     throw new SlicelabError('EINVAL', `${pageNumbers.length} pages of ${pageSize} bytes are ${pageNumbers.length * pageSize} bytes, not ${pages.length}`);
   }
+  return digestPages(pageNumbers, (i) => pages.subarray(i * pageSize, (i + 1) * pageSize));
+}
+
+/**
+ * The same digest, of pages read where they lie in a whole address space (page n at n × pageSize):
+ * a live container's memory, hashed without copying it first.
+ */
+export function addressSpaceDigest(pageNumbers: Uint32Array, memory: Uint8Array, pageSize = 4096): string {
+  return digestPages(pageNumbers, (i) => memory.subarray(pageNumbers[i]! * pageSize, (pageNumbers[i]! + 1) * pageSize));
+}
+
+function digestPages(pageNumbers: Uint32Array, page: (i: number) => Uint8Array): string {
   const hash = createHash('sha256');
   const number = Buffer.alloc(4);
   for (let i = 0; i < pageNumbers.length; i++) {
     number.writeUInt32LE(pageNumbers[i]!, 0);
     hash.update(number);
-    hash.update(pages.subarray(i * pageSize, (i + 1) * pageSize));
+    hash.update(page(i));
   }
   return hash.digest('hex');
 }

@@ -40,17 +40,7 @@ export interface CreditStat {
 }
 
 /** An account as data; earnings are brought up to the moment of saving, so no time is stored. */
-export interface CreditState {
-  size: string;
-  mode: CreditMode;
-  speed: number;
-  balance: number;
-  launch: number;
-  earned: number;
-  spent: number;
-  surplus: number;
-  charged: number;
-}
+export type CreditState = Omit<CreditStat, 'atBaseline'> & { speed: number };
 
 export class CreditAccount {
   balance = 0;
