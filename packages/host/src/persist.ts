@@ -49,8 +49,12 @@ const ProcessRecord = Type.Object({
 });
 export type ProcessRecord = Static<typeof ProcessRecord>;
 
+const Positive = Type.Number({ exclusiveMinimum: 0 });
+/** cpu.weight and io.weight: the kernel's 1..10000; a weight of 0 would divide virtual time by zero */
+const Weight = Type.Number({ minimum: 1, maximum: 10_000 });
+
 const BandwidthState = Type.Object({
-  quotaMs: Num, periodMs: Num, burstMs: Num, runtime: Num, periodElapsedMs: Num, usedInPeriod: Num, periodRuntime: Num,
+  quotaMs: Num, periodMs: Positive, burstMs: Num, runtime: Num, periodElapsedMs: Num, usedInPeriod: Num, periodRuntime: Num,
   throttledForMs: NullableNum,
   stats: Type.Object({ nrPeriods: Int, nrThrottled: Int, throttledMs: Num, nrBursts: Int, burstMs: Num, peakPeriodMs: Num }),
 });
@@ -72,13 +76,13 @@ const ContainerRecord = Type.Object({
   /** the container's monotonic clock when it was saved (its time namespace) */
   clockMs: Num,
   limits: Type.Object({
-    cpuWeight: Num,
-    cpuMax: Type.Object({ quota: NullableNum, period: Num }),
+    cpuWeight: Weight,
+    cpuMax: Type.Object({ quota: Type.Union([Type.Number({ minimum: 1000 }), Type.Null()]), period: Type.Number({ minimum: 1000, maximum: 1_000_000 }) }),
     cpuMaxBurst: Num,
     cpus: Type.Union([Type.Array(Int), Type.Null()]),
     memoryMax: NullableNum, memoryHigh: NullableNum, memoryLow: NullableNum,
     pidsMax: NullableNum,
-    ioWeight: Num,
+    ioWeight: Weight,
     ioMax: IoMax,
     frozen: Type.Boolean(),
   }),
@@ -86,7 +90,7 @@ const ContainerRecord = Type.Object({
     size: Type.String(),
     mode: Type.Union([Type.Literal('standard'), Type.Literal('unlimited')]),
     account: Type.Union([Type.Null(), Type.Object({
-      size: Type.String(), mode: Type.Union([Type.Literal('standard'), Type.Literal('unlimited')]), speed: Num,
+      size: Type.String(), mode: Type.Union([Type.Literal('standard'), Type.Literal('unlimited')]), speed: Positive,
       balance: Num, launch: Num, earned: Num, spent: Num, surplus: Num, charged: Num,
     })]),
   }),
@@ -99,7 +103,7 @@ const ContainerRecord = Type.Object({
     tokens: Type.Object({ rbps: Num, wbps: Num, riops: Num, wiops: Num }),
     sinceRefillMs: NullableNum,
   }),
-  memory: Type.Object({ size: Type.Integer({ minimum: 4096 }), peakPages: Int, eventsMax: Int, pidsEvents: Int, dirty: Bytes, present: Bytes }),
+  memory: Type.Object({ size: Type.Integer({ minimum: 4096, multipleOf: 4096 }), peakPages: Int, eventsMax: Int, pidsEvents: Int, dirty: Bytes, present: Bytes }),
   regions: Type.Array(Type.Object({ addr: Int, bytes: Int, ownerPid: Type.Integer({ minimum: 1 }) })),
   events: Type.Object({ low: Int, high: Int, oom: Int, oomKill: Int }),
   pressure: Type.Object({ cpu: PressureState, memory: PressureState, io: PressureState }),

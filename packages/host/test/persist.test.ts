@@ -198,6 +198,17 @@ test.serial('a container checkpointed on one machine resumes on another where it
   t.is(b.cgroupGet('mw', 'cpu.max')['cpu.max'], '50000 100000');
 });
 
+test.serial('a record whose limits the kernel would refuse is refused when read back, before anything is made', async (t) => {
+  const a = machine(t);
+  a.run({ name: 'w', program: 'sleeper', args: {} });
+  const { record } = await a.checkpoint('w');
+  const bent = (limits: object) => decode(encode({ ...record, limits: { ...record.limits, ...limits } }));
+  t.notThrows(() => validateRecord(bent({})));
+  t.throws(() => validateRecord(bent({ cpuWeight: 0 })), { message: /cpuWeight/ });
+  t.throws(() => validateRecord(bent({ ioWeight: 20_000 })), { message: /ioWeight/ });
+  t.throws(() => validateRecord(bent({ cpuMax: { quota: 5, period: 100_000 } })), { message: /cpuMax/ });
+});
+
 test.serial('a restore that cannot fit, or of a name in use, leaves the machine as it was', async (t) => {
   const a = machine(t);
   a.run({ name: 'big', program: 'mem-writer', args: { wss: '8MiB' } });
