@@ -183,3 +183,19 @@ test.serial('a group that comes back from idle starts at the smallest active vir
   t.true(gotBusy > 0);
 });
 
+
+test.serial('a killed process\'s queued requests are withdrawn: they take no device time and never complete', async (t) => {
+  const disk = new Disk({ bandwidth: 10e6, iops: 5000 }, clock);
+  const group = new IoGroup(1, 100);
+  disk.add(group);
+  const completions: string[] = [];
+  // 1 MB takes the device 100 ms: what is queued behind it is still waiting when its owner is killed
+  disk.submit(group, 'write', 1e6, 1, () => completions.push('first'));
+  disk.submit(group, 'write', 1e6, 7, () => completions.push('killed'));
+  disk.submit(group, 'write', 1000, 2, () => completions.push('other'));
+  disk.cancel(group, 7);
+  await sleep(250);
+  disk.close();
+  t.deepEqual(completions, ['first', 'other']);
+  t.is(group.stat.wbytes, 1e6 + 1000, 'the withdrawn megabyte was never written');
+});

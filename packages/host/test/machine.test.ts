@@ -457,3 +457,17 @@ test.serial('pick ahead: a group of three processes on one core takes turns, eac
   for (const ms of used) t.true(Math.abs(ms / total - 1 / 3) < 0.1, `shares ${used.map((u) => (u / total).toFixed(2)).join(' ')}`);
   t.is(m.scheduler.renewals, 0, 'a process with runnable siblings is never renewed');
 });
+
+test.serial('under the credit scheduler a cgroup write keeps the T2 account and its baseline limiter (it used to refill them)', (t) => {
+  const m = machine(t, { policy: 'credit' });
+  const info = m.run({ name: 't2', program: 'sleeper', args: { run: '1ms', sleep: '1s' } });
+  const group = [...m.scheduler.groups].find((g) => g.id === info.id)!;
+  const { credit, baseline } = group;
+  t.truthy(credit && baseline);
+  m.cgroupSet('t2', 'cpu.weight', '200');
+  m.cgroupSet('t2', 'cpu.credit.mode', 'unlimited');
+  t.is(group.credit, credit);
+  t.is(group.baseline, baseline);
+  m.cgroupSet('t2', 'cpu.credit.size', 't2.small');
+  t.not(group.credit, credit, 'another size is another account');
+});
