@@ -1006,3 +1006,15 @@ test('t2 speed scales earning and spending alike', (t) => {
     t.true(Math.abs(account.earned - account.spent + 30) < 1e-9);
   }
 });
+
+test('a policy switch while a quantum is on a core keeps that quantum charged: it is not a free one', (t) => {
+  const host = new SimHost('wfq', 1);
+  const a = host.add(1, 100);
+  const b = host.add(2, 100);
+  host.runUntil(q / 2);
+  t.deepEqual(host.quanta.map((x) => x.group), [a], 'a is on the core, b waits');
+  host.clock.within(() => host.scheduler.setPolicy('wfq'));
+  host.runUntil(q + 1);
+  t.is(a.vtime, q / 100, 'a is charged the quantum it ran across the switch');
+  t.deepEqual(host.quanta.map((x) => x.group), [a, b], 'so b, which has had nothing, runs next');
+});
