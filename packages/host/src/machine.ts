@@ -204,11 +204,6 @@ export class Machine {
     return this.info(this.get(name));
   }
 
-  /** A copy of the container's touched pages, its dirty bits left alone. */
-  pages(name: string): PageSet {
-    return this.get(name).memory.touchedCopy(false);
-  }
-
   /** The digest of the container's touched memory (what an image's header carries), read in place. */
   digest(name: string): { digest: string; pages: number } {
     return digestOf(this.get(name).memory);

@@ -324,18 +324,11 @@ export class GuestMemory implements MemoryAccess {
     return Uint32Array.from(numbers);
   }
 
-  /**
-   * Every touched page, copied. `take`: each through takePage (a checkpoint's copy: a page written during
-   * it stays dirty); else a plain read that leaves the dirty bits alone.
-   */
-  touchedCopy(take = true): PageSet {
+  /** Every touched page, copied through takePage (a page written during the copy stays dirty). */
+  touchedCopy(): PageSet {
     const pageNumbers = this.touchedPageNumbers();
     const pages = new Uint8Array(pageNumbers.length * pageSize);
-    for (let i = 0; i < pageNumbers.length; i++) {
-      const page = pageNumbers[i]!;
-      if (take) this.takePage(page, pages.subarray(i * pageSize, (i + 1) * pageSize));
-      else pages.set(this.bytes.subarray(page * pageSize, (page + 1) * pageSize), i * pageSize);
-    }
+    for (let i = 0; i < pageNumbers.length; i++) this.takePage(pageNumbers[i]!, pages.subarray(i * pageSize, (i + 1) * pageSize));
     return { pageNumbers, pages };
   }
 

@@ -7,7 +7,7 @@
  */
 import test from 'ava';
 import { Worker } from 'node:worker_threads';
-import { decode, encode } from '@slicelab/protocol';
+import { decode, encode, memoryDigest } from '@slicelab/protocol';
 import { pageSize } from '@slicelab/programs';
 import { Pressure } from '../dist/cgroup.js';
 import { Disk, IoGroup } from '../dist/disk.js';
@@ -175,12 +175,12 @@ test.serial('a container checkpointed on one machine resumes on another where it
   // the image sits a second on its way: the container's clock must not count it
   await sleep(1000);
   const restoredAt = performance.now();
-  const info = b.restore(wire, first.pages);
+  // byte for byte as restored, before any process of it runs (the restore checks the digest given, and throws)
+  const info = b.restore(wire, first.pages, 'mw', memoryDigest(first.pages.pageNumbers, first.pages.pages));
   t.deepEqual(info.processes.map((p) => p.pid), [1, 2, 3]);
   const second = await b.checkpoint('mw');
   const sinceRestore = performance.now() - restoredAt;
-  t.deepEqual(b.pages('mw').pageNumbers, first.pages.pageNumbers);
-  t.true(Buffer.from(b.pages('mw').pages).equals(Buffer.from(first.pages.pages)), 'memory byte for byte');
+  t.deepEqual(second.pages.pageNumbers, first.pages.pageNumbers, 'the same pages are touched');
   b.thaw('mw');
   const strip = (r: typeof first.record) => ({ ...r, clockMs: 0, processes: r.processes.map((p) => ({ ...p, regs: {}, cpuMs: 0, wait: p.wait && { ...p.wait, remainingMs: 0 } })) });
   t.deepEqual(strip(second.record).limits, strip(first.record).limits);
