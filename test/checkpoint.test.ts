@@ -9,20 +9,17 @@ import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ContainerInfo, ProcessInfo } from '@slicelab/protocol';
+import type { CheckpointResult, ContainerInfo, ContainerInspected, ProcessInfo, RestoreResult, TransferStats } from '@slicelab/protocol';
 import { Harness, hostConfig, keyed, oneLineError, poll, pollUntil } from './harness.js';
 
 const h = new Harness();
 const cluster = 'cpt';
 const config = h.writeConfig(cluster, hostConfig(cluster, ['h1', 'h2', 'h3']));
 
-type Transfer = { bytes: number; chunks: number; ms: number; retransmits: number; bytesPerSecond: number };
-type CheckpointJson = {
-  name: string; host: string; pages: number; imageBytes: number; touchedBytes: number; frozenMs: number; totalMs: number;
-  digest: string; leftRunning: boolean; transfer: Transfer; file: string;
-};
-type RestoreJson = { info: ContainerInfo; digest: string; pages: number; imageBytes: number; restoreMs: number; sourceHost: string; checkpointedAt: number; transfer: Transfer };
-type InspectJson = ContainerInfo & { digest?: string; pages?: number };
+/** what the CLI prints with --json: the client's results, and the checkpoint's file */
+type CheckpointJson = CheckpointResult & { file: string };
+type RestoreJson = RestoreResult & { transfer: TransferStats };
+type InspectJson = ContainerInspected;
 type ErrorJson = { error: { code: string; message: string } };
 type StatusJson = { hosts: Array<{ name: string; state: string; managed: boolean }> };
 
@@ -210,7 +207,7 @@ test.serial('--leave-running: the source runs on; its image restored under a new
 });
 
 test.serial('clone: the copy on another host and the original run on independently; removing one leaves the other', async (t) => {
-  const clone = await h.cliJson<{ checkpoint: CheckpointJson; restore: RestoreJson }>(['container', 'clone', 'mw', '--to', 'h3', '--name', 'mw2']);
+  const clone = await h.cliJson<{ checkpoint: CheckpointResult; restore: RestoreResult }>(['container', 'clone', 'mw', '--to', 'h3', '--name', 'mw2']);
   t.is(clone.code, 0, clone.stderr);
   t.true(clone.checkpoint.leftRunning);
   t.is(clone.checkpoint.host, 'h2');
