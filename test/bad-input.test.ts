@@ -14,7 +14,7 @@ function nothingStarted(t: { deepEqual: (a: unknown, b: unknown, m?: string) => 
 const good = hostConfig('bad', ['h1', 'h2']);
 const cases: Array<[string, unknown, RegExp]> = [
   ['not JSON', '{ "name": "bad", hosts: [ }', /bad\.json: not JSON: /],
-  ['a missing field', { name: 'bad', hosts: [{ name: 'h1', cores: 2, memory: '1GiB' }] }, /bad\.json: hosts\[0\]\.uplink: missing$/],
+  ['a missing field', { name: 'bad', hosts: [{ name: 'h1', cores: 2, uplink: '1gbit' }] }, /bad\.json: hosts\[0\]\.memory: missing$/],
   ['negative cores', { ...good, hosts: [{ ...good.hosts[0], cores: -2 }] }, /bad\.json: hosts\[0\]\.cores: must be at least 1 \(got -2\)$/],
   ['an unknown unit', { ...good, hosts: [{ ...good.hosts[0], memory: '1 gigglebyte' }] }, /bad\.json: hosts\[0\]\.memory: unknown size unit "gigglebyte"/],
   ['an unknown rate unit', { ...good, hosts: [{ ...good.hosts[0], uplink: '1 gigabit' }] }, /bad\.json: hosts\[0\]\.uplink: unknown rate unit "gigabit"/],

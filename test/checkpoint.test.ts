@@ -305,7 +305,7 @@ test.serial('a name is claimed cluster-wide: two runs of one name on two hosts a
 test.serial('restore onto a lone host that joined the bus: the image reaches it over the bus', async (t) => {
   const url = h.runFile(cluster)?.natsUrl;
   t.truthy(url, 'the run file records the bus');
-  const lone = h.start(['host', '--nats', url!, '--cluster', cluster, '--name', 'h9']);
+  const lone = h.start(['host', '--nats', url!, '--creds', await h.hostCreds(cluster, 'h9')]);
   t.true(await pollUntil(() => /joined cluster cpt/.test(lone.output()), 15_000), lone.output());
   const status = await poll(() => h.cliJson<StatusJson>(['status']), (s) => s.hosts.some((x) => x.name === 'h9' && x.state === 'up'), 20, 200);
   t.deepEqual(status.hosts.filter((x) => x.name === 'h9').map((x) => [x.state, x.managed]), [['up', false]]);

@@ -37,7 +37,7 @@ test.serial('host events: a host joining, leaving and being lost', async (t) => 
   const stop = cluster.onHostEvent((event) => events.push(event));
   const beats: string[] = [];
   const stopBeats = cluster.onHeartbeat((beat) => beats.push(beat.name));
-  const lone = h.start(['host', '--nats', cluster.url, '--cluster', 'api', '--name', 'h3']);
+  const lone = h.start(['host', '--nats', cluster.url, '--creds', await h.hostCreds('api', 'h3')]);
   const seen = () => JSON.stringify(events.map((e) => `${e.kind} ${e.host}`));
   t.true(await pollUntil(() => events.some((e) => e.kind === 'joined' && e.host === 'h3'), 20_000), `events: ${seen()}; host output: ${lone.output()}`);
   lone.child.kill('SIGTERM');

@@ -70,10 +70,19 @@ export class Harness {
     return { child, exited, output: () => `${stdout}\u0000${stderr}` };
   }
 
+  /** A bus of someone else's (no slicelab credentials), with JetStream unless told otherwise. */
   async nats(options: Partial<NatsServerOptions> = {}): Promise<NatsServer> {
-    const server = await startNatsServer({ dir: mkdtempSync(join(this.home, 'nats-')), ...options });
+    const server = await startNatsServer({ dir: mkdtempSync(join(this.home, 'nats-')), jetstream: true, ...options });
     this.servers.push(server);
     return server;
+  }
+
+  /** A host credential of a running cluster, as a user hands one to another machine (`creds export`). */
+  async hostCreds(cluster: string, host: string): Promise<string> {
+    const file = join(this.home, `${cluster}-${host}.creds`);
+    const result = await this.cli(['creds', 'export', '--cluster', cluster, '--role', 'host', '--host', host, '--out', file]);
+    if (result.code !== 0) throw new Error(`creds export failed: ${result.stderr}`);
+    return file;
   }
 
   writeConfig(name: string, config: unknown): string {

@@ -31,7 +31,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ClusterClient } from '@slicelab/client';
 import {
-  decodeImage, defaultChunkBytes, formatSize, plainPublishRate, SlicelabError, subjectRoot, type RestoreResult, type TransferStats,
+  decodeImage, defaultChunkBytes, formatSize, plainPublishRate, SlicelabError, type RestoreResult, type TransferStats,
 } from '@slicelab/protocol';
 import { withBenchCluster } from './cluster.js';
 import { writeChart } from './chart.js';
@@ -156,7 +156,7 @@ export async function benchCheckpoint(o: CheckpointBenchOptions): Promise<Checkp
   return withBenchCluster('bench-checkpoint', hosts, async ({ client, launcher }) => {
     mkdirSync(o.outDir, { recursive: true });
     const imageFile = join(o.outDir, 'checkpoint.img');
-    const receiver = await ClusterClient.connect({ nats: launcher.natsUrl, cluster: client.cluster });
+    const receiver = await ClusterClient.connect({ nats: launcher.natsUrl, access: launcher.run.access });
     try {
       const rows: CheckpointSizeRow[] = [];
       for (const workingSetBytes of o.memory) {
@@ -213,7 +213,7 @@ async function checkpointRound(
     });
   say(`plain NATS publisher, ${formatSize(image.length)} in ${formatSize(defaultChunkBytes)} chunks`);
   // a subject outside the cluster's tree, so that nothing of slicelab's listens to these bytes
-  const plain = await plainPublishRate(client.nc, `${subjectRoot}-bench.${client.cluster}.plain`, image.length, defaultChunkBytes, receiver.nc);
+  const plain = await plainPublishRate(client.nc, client.subjects.bench('plain'), image.length, defaultChunkBytes, receiver.nc);
   if (!('error' in restored)) await client.removeContainer(container, true);
 
   const restore = 'error' in restored ? restored : restoreFigures(restored, image.length, plain);

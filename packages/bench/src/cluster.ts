@@ -24,7 +24,7 @@ export async function withBenchCluster<T>(name: string, hosts: BenchHost[], run:
   );
   const launcher = await Launcher.start(config);
   try {
-    const client = await ClusterClient.connect({ nats: launcher.natsUrl, cluster: name, timeoutMs: 5000 });
+    const client = await ClusterClient.connect({ nats: launcher.natsUrl, access: launcher.run.access, timeoutMs: 5000 });
     try {
       return await run({ launcher, client });
     } finally {

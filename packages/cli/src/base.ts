@@ -3,7 +3,7 @@
  * flag types that go through the one units parser.
  */
 import { Command, Flags, Interfaces } from '@oclif/core';
-import { SlicelabError, errorMessage, parseDuration, parseRate, parseSize } from '@slicelab/protocol';
+import { SlicelabError, errorMessage, parseDuration, parseRate, parseSize, printable, printableLines } from '@slicelab/protocol';
 
 export const unitFlags = {
   size: Flags.custom<number>({ parse: async (input) => parseSize(input) }),
@@ -16,9 +16,14 @@ export abstract class BaseCommand extends Command {
   /** the error line names the errno too (as the kernel's would), not only --json */
   static errnoInText = false;
 
-  /** Prints a line for people; nothing with --json, where the returned object is the output. */
+  /** Prints a line for people; nothing with --json, where the returned object is the output. Remote text in it is made printable. */
   protected say(line = ''): void {
-    if (!this.jsonEnabled()) this.log(line);
+    if (!this.jsonEnabled()) this.log(printableLines(line));
+  }
+
+  /** A line on stderr beside a result that is still good (a host that did not answer a cluster-wide question). */
+  protected note(line: string): void {
+    process.stderr.write(`slicelab: ${printable(line)}\n`);
   }
 
   /** Progress on stderr, only where a person watches a terminal. */
@@ -33,9 +38,10 @@ export abstract class BaseCommand extends Command {
   protected override async catch(error: Interfaces.CommandError): Promise<void> {
     // a failed parse is still a parse: keeps oclif from adding its "did not parse" warning to our one line
     this.parsed = true;
-    const line = oneLine(error);
+    const line = printable(oneLine(error));
     if (this.jsonEnabled()) {
-      this.logJson({ error: { code: error instanceof SlicelabError ? error.code : 'EINVAL', message: line } });
+      // one line, as the error is without --json
+      process.stdout.write(`${JSON.stringify({ error: { code: error instanceof SlicelabError ? error.code : 'EINVAL', message: line } })}\n`);
     } else {
       const errno = (this.constructor as typeof BaseCommand).errnoInText && error instanceof SlicelabError ? ` (${error.code})` : '';
       process.stderr.write(`slicelab: ${line}${errno}\n`);

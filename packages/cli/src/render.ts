@@ -2,6 +2,11 @@
 import Table from 'cli-table3';
 import { formatDuration, formatRate, formatSize, type HostRecord, type SchedulerSpec } from '@slicelab/protocol';
 
+/** "1 host", "3 hosts" */
+export function count(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
+}
+
 export function table(head: string[], rows: Array<Array<string | number>>): string {
   const t = new Table({ head, style: { head: [], border: [] }, chars: { mid: '', 'left-mid': '', 'mid-mid': '', 'right-mid': '' } });
   t.push(...rows.map((row) => row.map(String)));

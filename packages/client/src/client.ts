@@ -6,22 +6,40 @@
  *   for (const host of await cluster.hosts()) console.log(host.name, host.state);
  *   await cluster.close();
  */
-import { connect, nuid, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { nuid, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import {
-  SlicelabError, clusterSubjects, decode, decodeImage, encode, errorMessage, listen, checkName, newCounters, receiveBytes, request, sendBytes, validate,
-  type BusCounters, type CgroupFiles, type CheckpointResult, type ClusterSubjects, type ContainerInfo, type ContainerInspected, type ContainerOp,
-  type ContainerRun, type Heartbeat, type HostEvent, type HostList, type HostRecord, type HostStatus, type ProcessInfo, type RestoreResult,
+  SlicelabError, clusterSubjects, connectBus, decode, inboxPrefix, loadCredential, decodeImage, encode, errorMessage, listen, checkName, nameClaims, newCounters, receiveBytes, request,
+  sendBytes, validate,
+  type BusAccess, type BusCounters, type ErrorCode, type CgroupFiles, type CheckpointResult, type ClaimBucket, type ClusterSubjects, type ContainerInfo, type ContainerInspected,
+  type ContainerOp, type ContainerRun, type Heartbeat, type HostEvent, type HostList, type HostRecord, type HostStatus, type ProcessInfo, type RestoreResult,
   type SchedulerTrace, type TransferStats,
 } from '@slicelab/protocol';
-import { findRun, type RunFile } from '@slicelab/launcher';
+import { findRun, runHealth, type RunFile } from '@slicelab/launcher';
 
 export interface ConnectOptions {
-  /** the cluster's name; without a bus URL, its run file says where the bus is */
+  /** the cluster's name; without a bus URL, its run file says where the bus is and which credential to use */
   cluster?: string;
   /** a bus URL (or several, comma-separated): join a cluster that has no run file here */
   nats?: string;
+  /** with `nats`: how to authenticate (a credentials file, user and password, token, TLS files) */
+  access?: Omit<BusAccess, 'servers'>;
   /** request timeout in ms (default 2000) */
   timeoutMs?: number;
+}
+
+/** A container a host holds by name but that nobody can report on now, and why. */
+export interface UnknownContainer {
+  name: string;
+  host: string;
+  /** 'host lost', 'host left', 'host not answering' */
+  reason: string;
+}
+
+/** What a cluster-wide question found: the answers, the containers of hosts that did not answer, and those hosts. */
+export interface ContainerSurvey {
+  containers: ContainerInfo[];
+  unknown: UnknownContainer[];
+  missing: Array<{ host: string; reason: string }>;
 }
 
 /** called as an image moves: bytes so far, of the total */
@@ -29,13 +47,39 @@ export type ProgressListener = (bytes: number, total: number) => void;
 
 /** A checkpoint or a restore moves the whole memory: its requests wait this long, not the usual 2 s. */
 const imageTimeoutMs = 300_000;
+
+/**
+ * How long one attempt of each container operation waits for its reply, sized to what it does (starting
+ * a container on a host of many cores starts its cores' threads), and how often an operation that changes
+ * something is sent again (with the same request id, so the host answers a retry with the first outcome).
+ * Questions (ps, logs) use the client's own timeout: one slow host costs a cluster-wide question that much.
+ */
+const operations: Partial<Record<ContainerOp, { timeoutMs: number; retries: number }>> = {
+  run: { timeoutMs: 15_000, retries: 2 },
+  exec: { timeoutMs: 5000, retries: 2 },
+  stop: { timeoutMs: 5000, retries: 2 },
+  start: { timeoutMs: 5000, retries: 2 },
+  kill: { timeoutMs: 5000, retries: 2 },
+  rm: { timeoutMs: 5000, retries: 2 },
+  inspect: { timeoutMs: imageTimeoutMs, retries: 0 },
+  checkpoint: { timeoutMs: imageTimeoutMs, retries: 0 },
+  restore: { timeoutMs: imageTimeoutMs, retries: 0 },
+};
 /** the largest image a client or a host takes in */
 const imageMaxBytes = 2 ** 32 - 1;
+
+/** A host that did not answer a request (as opposed to one that answered with an error); `why` completes "host h1 …". */
+export class HostUnreachable extends SlicelabError {
+  constructor(code: ErrorCode, message: string, readonly why: string) {
+    super(code, message);
+  }
+}
 
 export class ClusterClient {
   /** bad messages this client received (events, heartbeats) */
   readonly counters: BusCounters = newCounters();
   readonly subjects: ClusterSubjects;
+  private readonly names: ClaimBucket;
 
   private constructor(
     readonly nc: NatsConnection,
@@ -43,27 +87,30 @@ export class ClusterClient {
     readonly url: string,
     readonly run: RunFile | undefined,
     private readonly timeoutMs: number,
+    /** where this connection may receive (checkpoint images come here) */
+    private readonly inbox: string,
   ) {
     this.subjects = clusterSubjects(cluster);
+    this.names = nameClaims(nc, cluster);
   }
 
   static async connect(options: ConnectOptions = {}): Promise<ClusterClient> {
     let run: RunFile | undefined;
-    let url = options.nats;
+    let access: BusAccess;
     let cluster = options.cluster;
-    if (!url) {
+    if (options.nats) {
+      access = { ...options.access, servers: options.nats.split(',') };
+    } else {
       run = findRun(cluster);
-      if (run.state !== 'running' || !run.natsUrl) throw new SlicelabError('ENOTRUNNING', `cluster "${run.cluster}" is ${run.state}, not running`);
-      url = run.natsUrl;
+      const health = runHealth(run);
+      if (health.verdict !== 'running' || !run.access) throw new SlicelabError('ENOTRUNNING', health.summary);
+      access = run.access;
       cluster = run.cluster;
     }
-    cluster ??= 'default';
-    try {
-      const nc = await connect({ servers: url.split(','), name: `client:${cluster}`, timeout: 2000, maxReconnectAttempts: 3, reconnectTimeWait: 250 });
-      return new ClusterClient(nc, cluster, url, run, options.timeoutMs ?? 2000);
-    } catch (error) {
-      throw new SlicelabError('EUNAVAILABLE', `cannot reach the bus at ${url}: ${errorMessage(error)}`, { cause: error });
-    }
+    cluster ??= loadCredential(access)?.credential?.cluster ?? 'default';
+    // a few seconds of reconnecting ride out a nats-server that its launcher is starting again
+    const nc = await connectBus(access, { name: `client:${cluster}`, timeoutMs: 2000, reconnectForMs: 5000 });
+    return new ClusterClient(nc, cluster, access.servers.join(','), run, options.timeoutMs ?? 2000, inboxPrefix(access));
   }
 
   /**
@@ -125,7 +172,7 @@ export class ClusterClient {
 
   /** A container, and with `digest` the digest of its touched memory (what checkpoint images carry). */
   async inspect(name: string, options: { digest?: boolean } = {}): Promise<ContainerInspected> {
-    return this.hostRequest(await this.locate(name), 'inspect', { name, digest: options.digest ?? false }, validate.containerInspected, imageTimeoutMs);
+    return this.containerRequest(name, 'inspect', { name, digest: options.digest ?? false }, validate.containerInspected);
   }
 
   /**
@@ -134,12 +181,12 @@ export class ClusterClient {
    */
   async checkpoint(name: string, options: { leaveRunning?: boolean; onProgress?: ProgressListener } = {}): Promise<{ result: CheckpointResult; image: Uint8Array }> {
     const host = await this.locate(name);
-    const receiver = receiveBytes(this.nc, `_INBOX.${nuid.next()}`, { maxBytes: imageMaxBytes, idleTimeoutMs: imageTimeoutMs, counters: this.counters });
+    const receiver = receiveBytes(this.nc, `${this.inbox}.${nuid.next()}`, { maxBytes: imageMaxBytes, idleTimeoutMs: imageTimeoutMs, counters: this.counters });
     receiver.done.catch(() => {});
     await this.nc.flush();
     const progress = options.onProgress && setInterval(() => options.onProgress!(receiver.received(), 0), 200);
     try {
-      const result = await this.hostRequest(host, 'checkpoint', { name, leaveRunning: options.leaveRunning ?? false, to: receiver.subject }, validate.checkpointResult, imageTimeoutMs);
+      const result = await this.hostRequest(host, 'checkpoint', { name, leaveRunning: options.leaveRunning ?? false, to: receiver.subject }, validate.checkpointResult);
       return { result, image: await receiver.done };
     } catch (error) {
       receiver.cancel(errorMessage(error));
@@ -160,7 +207,7 @@ export class ClusterClient {
       throw this.noSuchHost(host, error);
     });
     const transfer = await sendBytes(this.nc, slot.subject, image, { onProgress: options.onProgress });
-    const result = await this.hostRequest(host, 'restore', { transfer: slot.transfer, name: options.name }, validate.restoreResult, imageTimeoutMs);
+    const result = await this.hostRequest(host, 'restore', { transfer: slot.transfer, name: options.name }, validate.restoreResult);
     return { ...result, transfer };
   }
 
@@ -174,66 +221,101 @@ export class ClusterClient {
     const slot = await request(this.nc, this.subjects.imageReceive(toHost), { bytes: imageMaxBytes }, validate.imageSlot, this.timeoutMs).catch((error: unknown) => {
       throw this.noSuchHost(toHost, error);
     });
-    const checkpoint = await this.hostRequest(source, 'checkpoint', { name, leaveRunning: true, to: slot.subject }, validate.checkpointResult, imageTimeoutMs);
-    const restore = await this.hostRequest(toHost, 'restore', { transfer: slot.transfer, name: newName }, validate.restoreResult, imageTimeoutMs);
+    const checkpoint = await this.hostRequest(source, 'checkpoint', { name, leaveRunning: true, to: slot.subject }, validate.checkpointResult);
+    const restore = await this.hostRequest(toHost, 'restore', { transfer: slot.transfer, name: newName }, validate.restoreResult);
     return { checkpoint, restore };
   }
 
-  /** Every container of every host that is up, or of one host. */
+  /** The containers of every host that answers, or of one host. */
   async containers(host?: string): Promise<ContainerInfo[]> {
-    const hosts = host ? [host] : (await this.hosts()).filter((h) => h.state === 'up').map((h) => h.name);
-    const lists = await Promise.all(hosts.map((h) => this.hostRequest(h, 'ps', {}, validate.containerList)));
-    return lists.flatMap((list) => list.containers);
+    return (await this.survey(host)).containers;
   }
 
-  /** The host a container runs on (ENOENT when no host has it). */
+  /**
+   * Every container of the cluster (or of one host): what the hosts that answer report, and, from the
+   * cluster's name claims, the containers of hosts that are lost, gone or do not answer within the
+   * timeout, as unknown. Hosts are asked at once, so a hung host costs one timeout, not the answer.
+   */
+  async survey(host?: string): Promise<ContainerSurvey> {
+    const records = await this.hosts();
+    const asked = host ? [records.find((r) => r.name === host) ?? { name: host, state: 'up' as const }] : records;
+    const missing: ContainerSurvey['missing'] = [];
+    const answered = new Set<string>();
+    const lists = await Promise.all(asked.filter((r) => r.state === 'up').map(async (r) => {
+      try {
+        const list = await this.hostRequest(r.name, 'ps', {}, validate.containerList);
+        answered.add(r.name);
+        return list.containers;
+      } catch (error) {
+        missing.push({ host: r.name, reason: errorMessage(error) });
+        return [];
+      }
+    }));
+    const stateOf = new Map(records.map((r) => [r.name, r.state]));
+    const unknown: UnknownContainer[] = [];
+    for (const [name, holder] of await this.names.all()) {
+      if (answered.has(holder.host) || (host && holder.host !== host)) continue;
+      const state = stateOf.get(holder.host);
+      const reason = state === 'lost' ? 'host lost' : state === 'left' ? 'host left' : state === 'up' ? 'host not answering' : 'host unknown';
+      unknown.push({ name, host: holder.host, reason });
+    }
+    unknown.sort((a, b) => a.name.localeCompare(b.name));
+    return { containers: lists.flat(), unknown, missing };
+  }
+
+  /** The host a container runs on, from the cluster's name claims (ENOENT when no host has it). */
   async locate(name: string): Promise<string> {
-    const found = (await this.containers()).find((c) => c.name === name);
-    if (!found) throw new SlicelabError('ENOENT', `no container "${name}" in cluster "${this.cluster}"`);
-    return found.host;
+    checkName('container name', name);
+    const claim = await this.names.read(name);
+    if (!claim) throw new SlicelabError('ENOENT', `no container "${name}" in cluster "${this.cluster}"`);
+    return claim.holder.host;
   }
 
   /** A new process in the container's namespaces (like docker exec). */
   async exec(name: string, program: string, args: Record<string, string | number> = {}): Promise<ProcessInfo> {
-    return this.hostRequest(await this.locate(name), 'exec', { name, program, args }, validate.processInfo);
+    return this.containerRequest(name, 'exec', { name, program, args }, validate.processInfo);
   }
 
   /** The container's log, oldest line first: what its processes logged, crashes and OOM kills included. */
   async logs(name: string): Promise<string[]> {
-    return (await this.hostRequest(await this.locate(name), 'logs', { name }, validate.containerLogs)).lines;
+    return (await this.containerRequest(name, 'logs', { name }, validate.containerLogs)).lines;
   }
 
   async stopContainer(name: string): Promise<ContainerInfo> {
-    return this.hostRequest(await this.locate(name), 'stop', { name }, validate.containerInfo);
+    return this.containerRequest(name, 'stop', { name }, validate.containerInfo);
   }
 
   async startContainer(name: string): Promise<ContainerInfo> {
-    return this.hostRequest(await this.locate(name), 'start', { name }, validate.containerInfo);
+    return this.containerRequest(name, 'start', { name }, validate.containerInfo);
   }
 
   async killContainer(name: string): Promise<ContainerInfo> {
-    return this.hostRequest(await this.locate(name), 'kill', { name }, validate.containerInfo);
+    return this.containerRequest(name, 'kill', { name }, validate.containerInfo);
   }
 
   async removeContainer(name: string, force = false): Promise<void> {
-    await this.hostRequest(await this.locate(name), 'rm', { name, force }, validate.noBody);
+    await this.containerRequest(name, 'rm', { name, force }, validate.noBody);
   }
 
   /** cgroup files of a container: all of them, or one, as the kernel prints them. */
   async cgroupGet(name: string, file?: string): Promise<Record<string, string>> {
     const host = await this.locate(name);
-    return (await request<CgroupFiles>(this.nc, this.subjects.cgroupGet(host), { name, file }, validate.cgroupFiles, this.timeoutMs)).files;
+    return (await request<CgroupFiles>(this.nc, this.subjects.cgroupGet(host), { name, file }, validate.cgroupFiles, this.timeoutMs).catch((error: unknown) => {
+      throw this.noSuchHost(host, error);
+    })).files;
   }
 
   /** Writes a cgroup file; returns how it reads afterwards. A bad value throws ERANGE or EINVAL as the kernel would. */
   async cgroupSet(name: string, file: string, value: string): Promise<string> {
     const host = await this.locate(name);
-    const files = (await request<CgroupFiles>(this.nc, this.subjects.cgroupSet(host), { name, file, value }, validate.cgroupFiles, this.timeoutMs)).files;
+    const files = (await request<CgroupFiles>(this.nc, this.subjects.cgroupSet(host), { name, file, value }, validate.cgroupFiles, this.timeoutMs, { retries: 2 }).catch((error: unknown) => {
+      throw this.noSuchHost(host, error);
+    })).files;
     return files[file] ?? '';
   }
 
   async setScheduler(host: string, policy: string, seed?: number): Promise<HostStatus> {
-    return request(this.nc, this.subjects.schedulerSet(host), { policy, seed }, validate.hostStatus, this.timeoutMs).catch((error: unknown) => {
+    return request(this.nc, this.subjects.schedulerSet(host), { policy, seed }, validate.hostStatus, this.timeoutMs, { retries: 2 }).catch((error: unknown) => {
       throw this.noSuchHost(host, error);
     });
   }
@@ -245,14 +327,30 @@ export class ClusterClient {
     });
   }
 
-  private async hostRequest<R>(host: string, op: ContainerOp, body: unknown, check: (value: unknown) => R, timeoutMs = this.timeoutMs): Promise<R> {
-    return request(this.nc, this.subjects.container(host, op), body, check, timeoutMs).catch((error: unknown) => {
+  private async hostRequest<R>(host: string, op: ContainerOp, body: unknown, check: (value: unknown) => R, timeoutMs = operations[op]?.timeoutMs ?? this.timeoutMs): Promise<R> {
+    return request(this.nc, this.subjects.container(host, op), body, check, timeoutMs, { retries: operations[op]?.retries ?? 0 }).catch((error: unknown) => {
       throw this.noSuchHost(host, error);
     });
   }
 
+  /** A request about a container, sent to the host that holds its name; a host that does not answer is named with the container. */
+  private async containerRequest<R>(name: string, op: ContainerOp, body: unknown, check: (value: unknown) => R): Promise<R> {
+    const host = await this.locate(name);
+    return this.hostRequest(host, op, body, check).catch((error: unknown) => {
+      if (error instanceof HostUnreachable) throw new HostUnreachable(error.code, `container "${name}" is on host ${host}, which ${error.why}`, error.why);
+      throw error;
+    });
+  }
+
+  /** One line for a host that did not answer: gone (nobody listens on its subjects) or late. */
   private noSuchHost(host: string, error: unknown): unknown {
-    if (error instanceof SlicelabError && error.code === 'EUNAVAILABLE') return new SlicelabError('ENOENT', `no host "${host}" answers in cluster "${this.cluster}"`);
+    if (error instanceof SlicelabError && error.code === 'EUNAVAILABLE') {
+      return new HostUnreachable('ENOENT', `no host "${host}" answers in cluster "${this.cluster}"`, 'does not answer (lost, or gone)');
+    }
+    if (error instanceof SlicelabError && error.code === 'ETIMEDOUT') {
+      const late = `did not answer within ${error.message.replace(/^no reply on \S+ within /, '')}`;
+      return new HostUnreachable('ETIMEDOUT', `host ${host} ${late}`, late);
+    }
     return error;
   }
 

@@ -1,78 +1,119 @@
 /**
- * Container names, unique in the cluster: a name is a claim in a JetStream key-value bucket, made with
- * the bucket's atomic create (it fails if the key exists), held by the host that runs the container and
- * given back when the container is removed. A check in the client followed by an act let two hosts take
- * one name at once (4 of 5 tries). The claim's revision is a number no other claim in the cluster has:
- * the container's uid range is chosen from it.
+ * The host's claims (protocol/claims.ts): the container names it runs, and its own name.
  *
- * The bucket is opened on first use, so a host on a bus without JetStream still starts; its container
- * commands then fail with one line saying why.
+ * Container names are unique in the cluster: a check in the client followed by an act let two hosts take
+ * one name at once (4 of 5 tries); the atomic create does not. A host that starts has no containers, so
+ * the names an earlier run of it held are given back.
+ *
+ * A host's name is held by one instance (one process) at a time: a second `slicelab host --name h1` is
+ * refused while the first renews its claim. A host paused past the claim's life (SIGSTOP) that finds its
+ * name free again takes it back and is the same host; one that finds it taken stops.
  */
 import type { NatsConnection } from '@nats-io/transport-node';
-import { Kvm, type KV } from '@nats-io/kv';
-import { SlicelabError, decode, encode, errorMessage } from '@slicelab/protocol';
 
-interface Claim {
-  host: string;
-  at: number;
-}
+import { SlicelabError, errorMessage, hostClaims, isAlive, nameClaims, type ClaimBucket, type Holder } from '@slicelab/protocol';
 
 export class NameClaims {
-  private bucket?: Promise<KV>;
+  private readonly bucket: ClaimBucket;
 
-  constructor(private readonly nc: NatsConnection, readonly cluster: string, private readonly host: string) {}
+  constructor(nc: NatsConnection, readonly cluster: string, private readonly host: string) {
+    this.bucket = nameClaims(nc, cluster);
+  }
 
   /** Claims `name` for this host; returns the claim's revision. EEXIST names the host that holds it. */
   async claim(name: string): Promise<number> {
-    const kv = await this.kv();
     try {
-      return await kv.create(name, encode({ host: this.host, at: Date.now() } satisfies Claim));
+      return await this.bucket.claim(name, { host: this.host, at: Date.now() }, 'container name');
     } catch (error) {
-      const holder = await this.holder(kv, name);
-      if (holder) throw new SlicelabError('EEXIST', `a container named "${name}" exists on ${holder}`);
-      throw new SlicelabError('EUNAVAILABLE', `cannot claim the name "${name}": ${errorMessage(error)}`, { cause: error });
+      if (error instanceof SlicelabError && error.code === 'EEXIST') {
+        const holder = (await this.bucket.read(name).catch(() => undefined))?.holder.host ?? 'another host';
+        throw new SlicelabError('EEXIST', `a container named "${name}" exists on ${holder}`);
+      }
+      throw error;
     }
   }
 
   /** Gives the name back, if this host holds it. */
   async release(name: string): Promise<void> {
-    const kv = await this.kv();
-    const entry = await kv.get(name);
-    if (!entry || entry.operation !== 'PUT' || this.read(entry.value)?.host !== this.host) return;
-    await kv.delete(name, { previousSeq: entry.revision });
+    await this.bucket.release(name, (holder) => holder.host === this.host);
   }
 
   /** Gives back every name this host held: a host that starts has no containers, whatever an earlier run of it left. */
   async releaseAll(): Promise<number> {
-    const kv = await this.kv();
     let released = 0;
-    for await (const name of await kv.keys()) {
-      const entry = await kv.get(name);
-      if (!entry || entry.operation !== 'PUT' || this.read(entry.value)?.host !== this.host) continue;
-      await kv.delete(name, { previousSeq: entry.revision }).then(() => released++, () => {});
+    for (const [name, holder] of await this.bucket.all()) {
+      if (holder.host !== this.host) continue;
+      if (await this.bucket.release(name, (h) => h.host === this.host).catch(() => false)) released++;
     }
     return released;
   }
+}
 
-  private async holder(kv: KV, name: string): Promise<string | undefined> {
-    const entry = await kv.get(name).catch(() => null);
-    return entry && entry.operation === 'PUT' ? this.read(entry.value)?.host ?? 'another host' : undefined;
+/** What renewing the host's claim found. */
+export type Renewal = 'held' | 'retaken' | 'taken';
+
+export class HostClaim {
+  private readonly bucket: ClaimBucket;
+  private revision = 0;
+  /** false on a bus without JetStream, where no claim can be made: the registry then trusts the first instance */
+  held = false;
+
+  constructor(nc: NatsConnection, cluster: string, private readonly holder: Holder) {
+    this.bucket = hostClaims(nc, cluster);
   }
 
-  private read(value: Uint8Array): Claim | undefined {
+  get instance(): string {
+    return this.holder.instance!;
+  }
+
+  /**
+   * Takes the host's name. Refused in one line while another live instance holds it; an instance that
+   * died on this machine (its pid gone) is replaced at once instead of after the claim's life. On a bus
+   * without JetStream nothing can be claimed: `held` stays false and the host runs unclaimed.
+   */
+  async take(): Promise<void> {
+    const name = this.holder.host;
+    if (!(await this.bucket.usable())) return;
+    this.held = true;
     try {
-      const claim = decode(value) as Partial<Claim>;
-      return typeof claim?.host === 'string' ? (claim as Claim) : undefined;
-    } catch {
-      return undefined;
+      this.revision = await this.bucket.claim(name, this.stamp(), 'host name');
+      return;
+    } catch (error) {
+      if (!(error instanceof SlicelabError) || error.code !== 'EEXIST') throw error;
+    }
+    const current = await this.bucket.read(name);
+    if (current && current.holder.machine === this.holder.machine && current.holder.pid !== undefined && !isAlive(current.holder.pid)) {
+      this.revision = await this.bucket.renew(name, this.stamp(), current.revision);
+      return;
+    }
+    if (!current) return this.take();
+    const other = current.holder;
+    throw new SlicelabError('EEXIST', `host ${name} is already running (pid ${other.pid ?? '?'} on ${other.machine ?? '?'}, renewed ${Math.round((Date.now() - other.at) / 1000)} s ago); a second one cannot join`);
+  }
+
+  /** Renews the claim (every heartbeat). 'retaken': it had expired and this instance holds it again; 'taken': another instance holds it. */
+  async renew(): Promise<Renewal> {
+    if (!this.held) return 'held';
+    try {
+      this.revision = await this.bucket.renew(this.holder.host, this.stamp(), this.revision);
+      return 'held';
+    } catch (error) {
+      const current = await this.bucket.read(this.holder.host);
+      if (current && current.holder.instance !== this.instance) return 'taken';
+      if (current) throw error;
+      this.revision = await this.bucket.claim(this.holder.host, this.stamp(), 'host name');
+      return 'retaken';
     }
   }
 
-  private kv(): Promise<KV> {
-    this.bucket ??= new Kvm(this.nc).create(`slicelab_${this.cluster}_names`, { history: 1 }).catch((error: unknown) => {
-      this.bucket = undefined;
-      throw new SlicelabError('EUNAVAILABLE', `container names are claimed in a JetStream key-value bucket, and the bus has no JetStream (${errorMessage(error)}); start nats-server with -js`, { cause: error });
+  async release(): Promise<void> {
+    if (!this.held) return;
+    await this.bucket.release(this.holder.host, (holder) => holder.instance === this.instance).catch((error: unknown) => {
+      throw new SlicelabError('EUNAVAILABLE', `cannot give back the host name: ${errorMessage(error)}`);
     });
-    return this.bucket;
+  }
+
+  private stamp(): Holder {
+    return { ...this.holder, at: Date.now() };
   }
 }

@@ -11,21 +11,22 @@
 import { availableParallelism, hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { connect, nuid, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { nuid, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import {
-  SlicelabError, checkName, clusterSubjects, decode, decodeImage, encode, encodeImage, errorMessage, imageFormat, memoryDigest, newCounters, publish,
-  receiveBytes, request, sendBytes, serve, validate, version,
-  type BusCounters, type CheckpointResult, type ClusterSubjects, type ContainerInspected, type HostInfo, type HostLoad, type HostSpec, type HostStatus,
-  type Logger, type Receiver, type RestoreResult,
+  Outcomes, SlicelabError, checkName, clusterSubjects, connectBus, decode, decodeImage, encode, encodeImage, errorMessage, imageFormat, loadCredential, memoryDigest, newCounters,
+  publish, receiveBytes, request, sendBytes, serve, validate, version,
+  type BusAccess, type BusCounters, type CheckpointResult, type ClusterSubjects, type ContainerInspected, type HostInfo, type HostLoad, type HostSpec,
+  type HostStatus, type Logger, type Receiver, type RestoreResult, type Validator,
 } from '@slicelab/protocol';
 import { pageSize } from '@slicelab/programs';
-import { NameClaims } from './claims.js';
+import { HostClaim, NameClaims } from './claims.js';
 import { Machine } from './machine.js';
 import { validateRecord } from './persist.js';
 
 export interface HostOptions {
   cluster: string;
-  nats: string;
+  /** the bus and this host's credential */
+  access: BusAccess;
   spec: HostSpec;
   log: Logger;
   /** give up on the bus after this long without a connection (default 10 s) */
@@ -35,6 +36,8 @@ export interface HostOptions {
 /** The kernel's load average: exponentially damped, sampled every 5 s, over a 1-minute window. */
 const loadSampleMs = 5000;
 const loadDecay = Math.exp(-loadSampleMs / 60_000);
+/** how long a stopping host tries to say goodbye on the bus */
+const leaveMs = 3000;
 /** how long an opened image receiver waits for its image and its restore before it is dropped */
 const imageSlotMs = 120_000;
 
@@ -49,16 +52,25 @@ export class Host {
   private elu = performance.eventLoopUtilization();
   private lastElu = 0;
   private stopping = false;
-  private registered = false;
+  /** resolves when a registry first accepted this host */
+  readonly joined: Promise<void>;
+  private join!: () => void;
   /** resolves when the bus is gone for good (not when the host stops) */
   readonly busLost: Promise<void>;
+  /** resolves with the reason when this host must stop: its name is held by another instance now */
+  readonly displaced: Promise<string>;
+  private displace!: (why: string) => void;
+  /** replies by request id: a retried request is carried out once */
+  private readonly outcomes = new Outcomes();
+  /** subscriptions the server refused (a credential without the permission) */
+  private readonly denied: string[] = [];
 
   readonly machine: Machine;
   private readonly claims: NameClaims;
   /** images being received, by transfer id, until restored or expired */
   private readonly images = new Map<string, { receiver: Receiver; expires: NodeJS.Timeout }>();
 
-  private constructor(private readonly nc: NatsConnection, private readonly options: HostOptions) {
+  private constructor(private readonly nc: NatsConnection, private readonly options: HostOptions, private readonly claim: HostClaim) {
     const { spec, log } = options;
     this.machine = new Machine({
       host: spec.name, cores: spec.cores, memory: spec.memory, quantumMs: spec.scheduler.quantumMs, policy: spec.scheduler.policy,
@@ -67,26 +79,54 @@ export class Host {
     this.subjects = clusterSubjects(options.cluster);
     this.claims = new NameClaims(nc, options.cluster, spec.name);
     this.info = {
-      ...options.spec, cluster: options.cluster, pid: process.pid, version, machine: hostname(), startedAt: Date.now(),
+      ...options.spec, cluster: options.cluster, pid: process.pid, version, machine: hostname(), startedAt: Date.now(), instance: claim.instance,
     };
     this.busLost = nc.closed().then(() => {
       if (!this.stopping) options.log.error('the bus is gone for good');
     });
+    this.displaced = new Promise((resolve) => (this.displace = resolve));
+    this.joined = new Promise((resolve) => (this.join = resolve));
   }
 
+  /**
+   * Joins the bus, takes the host's name (refused while another instance holds it), answers its
+   * subjects and registers. Any failure closes the connection again and throws one line.
+   */
   static async start(options: HostOptions): Promise<Host> {
-    const grace = options.busGraceMs ?? 10_000;
-    const nc = await connect({
-      servers: options.nats.split(','),
+    const credential = loadCredential(options.access)?.credential;
+    const want = `host ${options.spec.name} of cluster ${options.cluster}`;
+    if (credential && (credential.cluster !== options.cluster || credential.identity.role !== 'host' || credential.identity.host !== options.spec.name)) {
+      const is = credential.identity.role === 'host' ? `host ${credential.identity.host}` : `the ${credential.identity.role}`;
+      throw new SlicelabError('EACCES', `the credential in ${options.access.creds} is for ${is} of cluster ${credential.cluster}, not for ${want}`);
+    }
+    const nc = await connectBus(options.access, {
       name: `host:${options.cluster}.${options.spec.name}`,
-      reconnectTimeWait: 500,
-      maxReconnectAttempts: Math.max(1, Math.round(grace / 500)),
+      reconnectWaitMs: 500, reconnectForMs: options.busGraceMs ?? 10_000,
     });
-    const host = new Host(nc, options);
-    host.serveRequests();
+    const claim = new HostClaim(nc, options.cluster, { host: options.spec.name, at: Date.now(), instance: nuid.next(), pid: process.pid, machine: hostname() });
+    let host: Host;
+    try {
+      await claim.take();
+      if (!claim.held) options.log.warn('the bus has no JetStream: the host name is not claimed, and a second host of this name would be refused only by a registry');
+      host = new Host(nc, options, claim);
+      host.serveRequests();
+      // the server has seen every subscription (and refused those the credential does not allow)
+      await nc.flush();
+      if (host.denied.length > 0) throw new SlicelabError('EACCES', `the bus does not let ${want} answer its requests (${host.denied[0]})`);
+    } catch (error) {
+      await claim.release().catch(() => {});
+      await nc.close();
+      throw error;
+    }
     host.watchBus();
     void host.registerUntilAnswered();
-    host.timers.push(setInterval(() => host.heartbeat(), 1000), setInterval(() => host.sampleLoad(), loadSampleMs));
+    host.timers.push(
+      setInterval(() => {
+        host.heartbeat();
+        void host.renewClaim();
+      }, 1000),
+      setInterval(() => host.sampleLoad(), loadSampleMs),
+    );
     // a host that starts has no containers: names an earlier run of it claimed are free again
     void host.claims.releaseAll().then(
       (released) => released > 0 && options.log.info({ released }, 'released the container names of an earlier run'),
@@ -102,10 +142,6 @@ export class Host {
 
   get containers(): number {
     return this.machine.containerCount;
-  }
-
-  get isRegistered(): boolean {
-    return this.registered;
   }
 
   status(): HostStatus {
@@ -129,46 +165,62 @@ export class Host {
     }
     await this.machine.close();
     if (this.nc.isClosed()) return;
-    try {
-      publish(this.nc, this.subjects.hostEvents, { kind: 'left', host: this.info.name, at: Date.now() });
+    // a goodbye on a bus that is gone would wait for ever: it gets a few seconds, then the connection is closed
+    const goodbye = (async () => {
+      publish(this.nc, this.subjects.hostLeft(this.info.name), { name: this.info.name, instance: this.info.instance, at: Date.now() });
+      await this.claim.release();
       await this.nc.drain();
+    })();
+    goodbye.catch(() => {});
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new SlicelabError('ETIMEDOUT', `the bus did not take the goodbye within ${leaveMs} ms`)), leaveMs);
+    });
+    try {
+      await Promise.race([goodbye, late]);
     } catch (error) {
-      this.options.log.warn({ err: errorMessage(error) }, 'bus closed while leaving');
+      this.options.log.warn({ err: errorMessage(error) }, 'left without a goodbye');
+      await this.nc.close().catch(() => {});
+    } finally {
+      clearTimeout(timer);
     }
   }
 
   private serveRequests(): void {
-    const { nc, subjects, counters } = this;
+    const { nc, subjects } = this;
     const name = this.info.name;
+    // a request is carried out once per request id, so a retry after a late reply is not a second act
+    const options = { outcomes: this.outcomes, onDenied: (problem: string) => this.denied.push(problem) };
+    const answer = <Q, R>(subject: string, check: Validator<Q>, handler: (request: Q) => R | Promise<R>) => serve(nc, subject, check, handler, this.counters, options);
     this.subscriptions.push(
-      serve(nc, subjects.hostStatus(name), validate.noBody, () => this.status(), counters),
-      serve(nc, subjects.hostPing(name), validate.ping, (ping) => ({ sentAt: ping.sentAt, host: name }), counters),
-      serve(nc, subjects.discover, validate.noBody, () => this.status(), counters),
-      serve(nc, subjects.container(name, 'run'), validate.containerRun, (r) => this.run(r), counters),
-      serve(nc, subjects.container(name, 'exec'), validate.containerExec, (r) => this.machine.exec(r.name, r.program, r.args), counters),
-      serve(nc, subjects.container(name, 'stop'), validate.containerRef, (r) => this.machine.stop(r.name), counters),
-      serve(nc, subjects.container(name, 'start'), validate.containerRef, (r) => this.machine.start(r.name), counters),
-      serve(nc, subjects.container(name, 'kill'), validate.containerRef, (r) => this.machine.kill(r.name), counters),
-      serve(nc, subjects.container(name, 'rm'), validate.containerRm, async (r) => {
+      answer(subjects.hostStatus(name), validate.noBody, () => this.status()),
+      answer(subjects.hostPing(name), validate.ping, (ping) => ({ sentAt: ping.sentAt, host: name })),
+      answer(subjects.discover, validate.noBody, () => this.status()),
+      answer(subjects.container(name, 'run'), validate.containerRun, (r) => this.run(r)),
+      answer(subjects.container(name, 'exec'), validate.containerExec, (r) => this.machine.exec(r.name, r.program, r.args)),
+      answer(subjects.container(name, 'stop'), validate.containerRef, (r) => this.machine.stop(r.name)),
+      answer(subjects.container(name, 'start'), validate.containerRef, (r) => this.machine.start(r.name)),
+      answer(subjects.container(name, 'kill'), validate.containerRef, (r) => this.machine.kill(r.name)),
+      answer(subjects.container(name, 'rm'), validate.containerRm, async (r) => {
         this.machine.rm(r.name, r.force);
         await this.claims.release(r.name);
         return {};
-      }, counters),
-      serve(nc, subjects.container(name, 'inspect'), validate.containerInspect, (r) => this.inspect(r.name, r.digest), counters),
-      serve(nc, subjects.container(name, 'checkpoint'), validate.containerCheckpoint, (r) => this.checkpoint(r.name, r.leaveRunning, r.to), counters),
-      serve(nc, subjects.imageReceive(name), validate.imageReceive, (r) => this.receiveImage(r.bytes), counters),
-      serve(nc, subjects.container(name, 'restore'), validate.containerRestore, (r) => this.restore(r.transfer, r.name), counters),
-      serve(nc, subjects.container(name, 'ps'), validate.noBody, () => ({ host: name, policy: this.machine.policy, containers: this.machine.ps() }), counters),
-      serve(nc, subjects.container(name, 'logs'), validate.containerRef, (r) => ({ name: r.name, lines: this.machine.logs(r.name) }), counters),
-      serve(nc, subjects.cgroupGet(name), validate.cgroupGet, (r) => ({ files: this.machine.cgroupGet(r.name, r.file) }), counters),
-      serve(nc, subjects.cgroupSet(name), validate.cgroupSet, (r) => ({ files: { [r.file]: this.machine.cgroupSet(r.name, r.file, r.value) } }), counters),
-      serve(nc, subjects.schedulerTrace(name), validate.traceRequest, (r) => this.machine.trace(r.action), counters),
-      serve(nc, subjects.schedulerSet(name), validate.schedulerSet, (r) => {
+      }),
+      answer(subjects.container(name, 'inspect'), validate.containerInspect, (r) => this.inspect(r.name, r.digest)),
+      answer(subjects.container(name, 'checkpoint'), validate.containerCheckpoint, (r) => this.checkpoint(r.name, r.leaveRunning, r.to)),
+      answer(subjects.imageReceive(name), validate.imageReceive, (r) => this.receiveImage(r.bytes)),
+      answer(subjects.container(name, 'restore'), validate.containerRestore, (r) => this.restore(r.transfer, r.name)),
+      answer(subjects.container(name, 'ps'), validate.noBody, () => ({ host: name, policy: this.machine.policy, containers: this.machine.ps() })),
+      answer(subjects.container(name, 'logs'), validate.containerRef, (r) => ({ name: r.name, lines: this.machine.logs(r.name) })),
+      answer(subjects.cgroupGet(name), validate.cgroupGet, (r) => ({ files: this.machine.cgroupGet(r.name, r.file) })),
+      answer(subjects.cgroupSet(name), validate.cgroupSet, (r) => ({ files: { [r.file]: this.machine.cgroupSet(r.name, r.file, r.value) } })),
+      answer(subjects.schedulerTrace(name), validate.traceRequest, (r) => this.machine.trace(r.action)),
+      answer(subjects.schedulerSet(name), validate.schedulerSet, (r) => {
         this.machine.setPolicy(r.policy, r.seed);
         // what status and the heartbeats report from now on
         this.info.scheduler = { ...this.info.scheduler, policy: this.machine.policy, seed: r.seed ?? this.options.spec.scheduler.seed };
         return this.status();
-      }, counters),
+      }),
     );
   }
 
@@ -295,12 +347,17 @@ export class Host {
     let warned = false;
     while (!this.stopping && !this.nc.isClosed()) {
       try {
-        await request(this.nc, this.subjects.register, this.info, validate.registered, 1000);
-        this.registered = true;
+        await request(this.nc, this.subjects.hostRegister(this.info.name), this.info, validate.registered, 1000);
+        this.join();
         this.options.log.info({ cluster: this.info.cluster, bus: this.nc.getServer() }, 'registered');
         this.heartbeat();
         return;
       } catch (error) {
+        if (error instanceof SlicelabError && (error.code === 'EEXIST' || error.code === 'EACCES')) {
+          // the registry refused this instance: another one is this host
+          this.displace(error.message);
+          return;
+        }
         if (!warned) this.options.log.warn({ err: errorMessage(error) }, 'no registry answers yet; retrying every second');
         warned = true;
         await sleep(1000);
@@ -311,8 +368,20 @@ export class Host {
   private heartbeat(): void {
     if (this.stopping || this.nc.isClosed()) return;
     publish(this.nc, this.subjects.hostHeartbeat(this.info.name), {
-      name: this.info.name, seq: this.heartbeatSeq++, at: Date.now(), scheduler: this.info.scheduler, ...this.load(),
+      name: this.info.name, instance: this.info.instance, seq: this.heartbeatSeq++, at: Date.now(), scheduler: this.info.scheduler, ...this.load(),
     });
+  }
+
+  /** Renews the host's name claim (with each heartbeat); another instance holding it now stops this one. */
+  private async renewClaim(): Promise<void> {
+    if (this.stopping || this.nc.isClosed()) return;
+    try {
+      const renewal = await this.claim.renew();
+      if (renewal === 'retaken') this.options.log.warn('the host name had expired (the host was paused or cut off); holding it again');
+      if (renewal === 'taken') this.displace(`host ${this.info.name} is now held by another instance`);
+    } catch (error) {
+      this.options.log.warn({ err: errorMessage(error) }, 'cannot renew the host name claim; trying again with the next heartbeat');
+    }
   }
 
   private load(): HostLoad {

@@ -1,21 +1,23 @@
 /**
  * Entry of a host process started by the launcher:
- *   node main.js --nats URL --cluster NAME --spec '{"name":"h1",...}' [--launcher-pid PID]
+ *   SLICELAB_BUS='{"servers":[…],"creds":…}' node main.js --cluster NAME --spec '{"name":"h1",...}' [--launcher-pid PID]
+ * The bus access comes in the environment, which only this user can read, not on the command line.
  * Logs go to stderr, which the launcher points at the host's log file.
  */
 import { parseArgs } from 'node:util';
-import { createLogger, errorMessage, validate } from '@slicelab/protocol';
+import { busVariable, createLogger, errorMessage, validate, type BusAccess } from '@slicelab/protocol';
 import { runHost } from './run.js';
 
 const log = createLogger('host');
 try {
   const { values } = parseArgs({
-    options: { nats: { type: 'string' }, cluster: { type: 'string' }, spec: { type: 'string' }, 'launcher-pid': { type: 'string' } },
+    options: { cluster: { type: 'string' }, spec: { type: 'string' }, 'launcher-pid': { type: 'string' } },
   });
-  if (!values.nats || !values.cluster || !values.spec) throw new Error('usage: main.js --nats URL --cluster NAME --spec JSON [--launcher-pid PID]');
+  const bus = process.env[busVariable];
+  if (!bus || !values.cluster || !values.spec) throw new Error(`usage: ${busVariable}=JSON main.js --cluster NAME --spec JSON [--launcher-pid PID]`);
   const spec = validate.hostSpec(JSON.parse(values.spec));
-  const code = await runHost({
-    cluster: values.cluster, nats: values.nats, spec, log: log.child({ host: spec.name }),
+  const { code } = await runHost({
+    cluster: values.cluster, access: JSON.parse(bus) as BusAccess, spec, log: log.child({ host: spec.name }),
     launcherPid: values['launcher-pid'] ? Number(values['launcher-pid']) : undefined,
   });
   log.flush();

@@ -1,13 +1,15 @@
 /**
  * The process around a host: start it, stop it on SIGTERM/SIGINT, and stop it by itself when its launcher
- * dies or the bus is gone for good, so that no host outlives its cluster. Resolves with the exit code.
+ * dies, the bus is gone for good, or another instance holds its name, so that no host outlives its
+ * cluster and no two processes are one host. Resolves with the exit code and, when it failed, why.
  */
-import { errorMessage, type HostSpec, type Logger } from '@slicelab/protocol';
+import { errorMessage, isAlive, type BusAccess, type HostSpec, type Logger } from '@slicelab/protocol';
 import { Host } from './host.js';
+
 
 export interface RunHostOptions {
   cluster: string;
-  nats: string;
+  access: BusAccess;
   spec: HostSpec;
   log: Logger;
   /** exit when this process is gone */
@@ -15,21 +17,27 @@ export interface RunHostOptions {
   onStarted?: (host: Host) => void;
 }
 
-export const exitCodes = { ok: 0, startFailed: 1, launcherGone: 2, busGone: 3 } as const;
+export const exitCodes = { ok: 0, startFailed: 1, launcherGone: 2, busGone: 3, displaced: 4 } as const;
 
-export async function runHost(options: RunHostOptions): Promise<number> {
+export interface HostExit {
+  code: number;
+  /** one line, when the host could not start or had to stop */
+  reason?: string;
+}
+
+export async function runHost(options: RunHostOptions): Promise<HostExit> {
   const { log } = options;
   let host: Host;
   try {
-    host = await Host.start({ cluster: options.cluster, nats: options.nats, spec: options.spec, log });
+    host = await Host.start({ cluster: options.cluster, access: options.access, spec: options.spec, log });
   } catch (error) {
-    log.error({ err: errorMessage(error), nats: options.nats }, 'cannot join the bus');
-    return exitCodes.startFailed;
+    log.error({ err: errorMessage(error), nats: options.access.servers.join(',') }, 'cannot start');
+    return { code: exitCodes.startFailed, reason: errorMessage(error) };
   }
-  log.info({ cluster: options.cluster, nats: options.nats }, 'host started');
+  log.info({ cluster: options.cluster, nats: options.access.servers.join(','), instance: host.info.instance }, 'host started');
   options.onStarted?.(host);
 
-  return new Promise<number>((resolve) => {
+  return new Promise<HostExit>((resolve) => {
     let done = false;
     const finish = (code: number, why: string) => {
       if (done) return;
@@ -39,23 +47,15 @@ export async function runHost(options: RunHostOptions): Promise<number> {
       // the signal listeners stay until the host has left: a second Ctrl-C must not cut the goodbye short
       void host.stop().then(() => {
         for (const name of ['SIGINT', 'SIGTERM'] as const) process.removeListener(name, onSignal);
-        resolve(code);
+        resolve({ code, reason: code === exitCodes.ok ? undefined : why });
       });
     };
     const onSignal = (name: NodeJS.Signals) => finish(exitCodes.ok, name);
     for (const name of ['SIGINT', 'SIGTERM'] as const) process.on(name, onSignal);
     const watch = setInterval(() => {
-      if (options.launcherPid !== undefined && !alive(options.launcherPid)) finish(exitCodes.launcherGone, 'launcher gone');
+      if (options.launcherPid !== undefined && !isAlive(options.launcherPid)) finish(exitCodes.launcherGone, 'the launcher is gone');
     }, 500);
-    void host.busLost.then(() => finish(exitCodes.busGone, 'bus gone'));
+    void host.busLost.then(() => finish(exitCodes.busGone, 'the bus is gone'));
+    void host.displaced.then((why) => finish(exitCodes.displaced, why));
   });
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }

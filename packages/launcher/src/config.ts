@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
-import { ConfigError, errorMessage, parseDuration, parseRate, parseSize, namePattern, nameRule, defaultDisk, defaultScheduler, type DiskSpec, type HostSpec, type SchedulerSpec, type Uplink } from '@slicelab/protocol';
+import { ConfigError, errorMessage, parseDuration, parseRate, parseSize, namePattern, nameRule, defaultDisk, defaultScheduler, maxCores, type DiskSpec, type HostSpec, type SchedulerSpec, type Uplink } from '@slicelab/protocol';
 
 /** A value in units, checked by the one units parser; only sizes may be bare numbers (bytes). */
 function units<T>(parser: (text: string | number) => T, bareNumber: boolean) {
@@ -42,6 +42,37 @@ const uplink = z
   )
   .describe('the host\'s emulated physical NIC: a bandwidth ("1gbit") or {bandwidth, delay, jitter, loss, maxQueue}');
 
+/** the uplink a host gets when its entry names none, as `slicelab host --uplink` */
+export const defaultUplink = '1gbit';
+
+/** why cores stop at maxCores, for the line that refuses more */
+export const coresLimit = `must be at most ${maxCores}: each core is a worker thread with its own V8 isolate (7–10 MiB resident each; 256 cores take 1.9 GiB), and a host of 1,000 cores grew to 5 GiB and stopped answering; spread more cores over more hosts`;
+
+const file = z.string().min(1);
+const nats = z
+  .strictObject({
+    servers: z.array(z.string().regex(/^(nats|tls):\/\/[^\s]+$/, { error: 'must be a nats:// or tls:// URL' })).min(1).optional()
+      .describe('existing NATS servers to join; absent, slicelab starts its own embedded nats-server'),
+    listen: z.string().regex(/^[^\s:]+:\d{1,5}$/, { error: 'must be HOST:PORT, e.g. "0.0.0.0:4222"' }).optional()
+      .describe('where the embedded nats-server listens (default a free port on 127.0.0.1); other machines join with: slicelab host --nats nats://THIS-MACHINE:PORT --creds FILE'),
+    creds: file.optional().describe('a NATS credentials file to join the servers with'),
+    user: z.string().optional().describe('user name to join the servers with'),
+    password: z.string().optional().describe('password of that user'),
+    token: z.string().optional().describe('token to join the servers with'),
+    tls: z.strictObject({ ca: file.optional(), cert: file.optional(), key: file.optional() }).optional()
+      .describe('PEM files: ca to verify the server, cert and key to present (with listen: the embedded server\'s own certificate)'),
+  })
+  .superRefine((value, ctx) => {
+    const embedded = value.servers === undefined;
+    for (const field of ['creds', 'user', 'password', 'token'] as const) {
+      if (embedded && value[field] !== undefined) ctx.addIssue({ code: 'custom', path: [field], message: 'is for joining existing servers; the embedded server makes its own credentials' });
+    }
+    if (!embedded && value.listen !== undefined) ctx.addIssue({ code: 'custom', path: ['listen'], message: 'is for the embedded server; with servers, slicelab starts none' });
+    if (value.password !== undefined && value.user === undefined) ctx.addIssue({ code: 'custom', path: ['password'], message: 'needs a user' });
+    if (value.tls && (value.tls.cert === undefined) !== (value.tls.key === undefined)) ctx.addIssue({ code: 'custom', path: ['tls'], message: 'cert and key go together' });
+    if (embedded && value.tls && !value.tls.cert) ctx.addIssue({ code: 'custom', path: ['tls'], message: 'the embedded server needs a cert and key to speak TLS' });
+  });
+
 const scheduler = z
   .strictObject({
     policy: z.enum(['wfq', 'lottery', 'credit']).optional().describe('wfq (default), lottery or credit'),
@@ -66,21 +97,20 @@ const disk = z
 
 const host = z.strictObject({
   name: name.describe('host name, one subject token: h1, h2, …'),
-  cores: z.number().int({ error: 'must be a whole number' }).min(1, { error: 'must be at least 1' }).max(1024, { error: 'must be at most 1024' }).describe('emulated cores (worker threads)'),
+  cores: z.number().int({ error: 'must be a whole number' }).min(1, { error: 'must be at least 1' }).max(maxCores, { error: coresLimit }).describe('emulated cores (worker threads)'),
   memory: size.describe('memory of the host: "1GiB", "512MiB"'),
-  uplink,
+  uplink: uplink.optional().describe(`the host's emulated physical NIC, default "${defaultUplink}"`),
   scheduler: scheduler.optional().describe('CPU scheduler of the host'),
   disk: disk.optional().describe('the host\'s virtual disk'),
-}).transform((value): HostSpec => ({ ...value, scheduler: value.scheduler ?? { ...defaultScheduler }, disk: value.disk ?? { ...defaultDisk } }));
+}).transform((value): HostSpec => ({
+  ...value, uplink: value.uplink ?? uplink.parse(defaultUplink), scheduler: value.scheduler ?? { ...defaultScheduler }, disk: value.disk ?? { ...defaultDisk },
+}));
 
 export const clusterConfigSchema = z
   .strictObject({
     $schema: z.string().optional(),
     name: name.describe('cluster name; its run folder is .slicelab/<name>/'),
-    nats: z
-      .strictObject({ servers: z.array(z.string().regex(/^(nats|tls):\/\/[^\s]+$/, { error: 'must be a nats:// URL' })).min(1) })
-      .optional()
-      .describe('existing NATS servers to join; absent, slicelab starts its own embedded nats-server'),
+    nats: nats.optional().describe('the bus: existing NATS servers to join, or where the embedded nats-server listens'),
     hosts: z.array(host).min(1, { error: 'must name at least one host' }),
   })
   .superRefine((config, ctx) => {
@@ -118,7 +148,14 @@ export function parseConfig(raw: unknown, file: string, dir: string): ClusterCon
     const issue = mostSpecific(result.error.issues[0]!);
     throw new ConfigError(file, formatPath(issue.path), describeIssue(issue, raw));
   }
-  return { ...result.data, file, dir };
+  return { ...result.data, nats: resolveFiles(result.data.nats, dir), file, dir };
+}
+
+/** Credential and TLS files are relative to the config file's folder. */
+function resolveFiles<T extends { creds?: string; tls?: { ca?: string; cert?: string; key?: string } }>(nats: T | undefined, dir: string): T | undefined {
+  if (!nats) return undefined;
+  const at = (path?: string) => (path === undefined ? undefined : resolve(dir, path));
+  return { ...nats, creds: at(nats.creds), tls: nats.tls && { ca: at(nats.tls.ca), cert: at(nats.tls.cert), key: at(nats.tls.key) } };
 }
 
 /**

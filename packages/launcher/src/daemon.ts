@@ -24,8 +24,7 @@ try {
   const stopped = stopOnSignal(launcher);
   await tell({ kind: 'ready', run: launcher.run });
   if (process.connected) process.disconnect();
-  await stopped;
-  process.exit(0);
+  process.exit((await stopped) === undefined ? 0 : 1);
 } catch (error) {
   await tell({ kind: 'failed', code: error instanceof SlicelabError ? error.code : 'EINTERNAL', message: errorMessage(error) });
   process.exit(1);

@@ -5,3 +5,4 @@ export * from './run-file.js';
 export * from './registry.js';
 export * from './launcher.js';
 export * from './lifecycle.js';
+export * from './auth.js';

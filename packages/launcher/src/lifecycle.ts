@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { SlicelabError } from '@slicelab/protocol';
 import { loadConfig } from './config.js';
-import { Launcher, assertNotRunning, leftoverPids } from './launcher.js';
+import { Launcher, assertNotRunning, leftoverPids, runHealth } from './launcher.js';
 import { isAlive, pollUntil, signal } from './processes.js';
 import { listRunFiles, readRunFile, removeRunFile, runDir, stateRoot, type RunFile } from './run-file.js';
 import { stalePortsFiles } from './nats-server.js';
@@ -15,14 +15,22 @@ import { join, resolve } from 'node:path';
 
 const daemonMain = fileURLToPath(new URL('./daemon.js', import.meta.url));
 
-/** Resolves once SIGINT, SIGTERM or SIGHUP arrived and the launcher stopped. */
-export function stopOnSignal(launcher: Launcher): Promise<void> {
+/**
+ * Resolves once SIGINT, SIGTERM or SIGHUP arrived and the launcher stopped (with undefined), or once the
+ * launcher gave the cluster up (with the reason, which the run file keeps too).
+ */
+export function stopOnSignal(launcher: Launcher): Promise<string | undefined> {
   return new Promise((resolve) => {
+    const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
     const stop = () => {
-      for (const name of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.removeListener(name, stop);
-      void launcher.stop().then(resolve);
+      for (const name of signals) process.removeListener(name, stop);
+      void launcher.stop().then(() => resolve(undefined));
     };
-    for (const name of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(name, stop);
+    for (const name of signals) process.on(name, stop);
+    void launcher.failed.then((why) => {
+      for (const name of signals) process.removeListener(name, stop);
+      resolve(why);
+    });
   });
 }
 
@@ -90,16 +98,21 @@ export interface CleanResult {
   removed: string[];
 }
 
-/** `clean`: for every run whose launcher is gone, kills what it recorded and removes its run and ports files. */
+/**
+ * `clean`: for every run that is not running (dead, half-dead, failed), kills what is left of it, the
+ * launcher included, and removes its run and ports files. Running ones, and ones their launcher is
+ * starting, recovering or stopping, are left alone.
+ */
 export async function cleanStaleRuns(): Promise<{ cleaned: CleanResult[]; running: string[] }> {
   const cleaned: CleanResult[] = [];
   const running: string[] = [];
   for (const run of listRunFiles()) {
-    if (isAlive(run.launcherPid) && run.state !== 'failed') {
+    const health = runHealth(run);
+    if (!['half-dead', 'dead', 'failed'].includes(health.verdict)) {
       running.push(run.cluster);
       continue;
     }
-    const killed = leftoverPids(run);
+    const killed = health.alive;
     for (const pid of killed) signal(pid, 'SIGKILL');
     await pollUntil(() => killed.every((pid) => !isAlive(pid)), 5000);
     const removed = [join(runDir(run.cluster), 'run.json'), ...stalePortsFiles(join(runDir(run.cluster), 'nats'))];

@@ -1,7 +1,12 @@
 /**
  * The embedded bus: a `nats-server` child on a free loopback port (`-p -1`, the port read back from the
- * ports file), JetStream on with its store in the run folder. Optionally a cluster member with routes to
- * others, which is how tests join two servers as one bus the way several machines would.
+ * ports file) or the address the config asks for, JetStream on with its store in the run folder, and
+ * the cluster's trust configuration (auth.ts). Optionally a cluster member with routes to others, which
+ * is how tests join two servers as one bus the way several machines would.
+ *
+ * The server dies with the process that started it (`setpriv --pdeathsig KILL`, util-linux): a launcher
+ * killed with SIGKILL leaves no server behind. Its JetStream store stays, so a server started again on
+ * the same port and store is the same bus.
  */
 import { spawn } from 'node:child_process';
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
@@ -16,6 +21,12 @@ export interface NatsServerOptions {
   name?: string;
   /** join a NATS cluster: its name and the route URLs of the members started before this one */
   cluster?: { name: string; routes: string[] };
+  /** a configuration file (auth.ts writes the cluster's) */
+  config?: string;
+  /** listen address, default 127.0.0.1 */
+  host?: string;
+  /** client port, default a free one */
+  port?: number;
 }
 
 export interface NatsServer {
@@ -25,6 +36,8 @@ export interface NatsServer {
   /** this server's route URL, when it is a cluster member */
   routeUrl?: string;
   storeDir: string;
+  /** resolves when the process is gone, whoever ended it */
+  exited: Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -48,20 +61,23 @@ export async function startNatsServer(options: NatsServerOptions): Promise<NatsS
   const binary = findNatsServer();
   mkdirSync(options.dir, { recursive: true });
   const storeDir = join(options.dir, 'jetstream');
-  const args = ['-a', '127.0.0.1', '-p', '-1', '--ports_file_dir', options.dir, '-l', join(options.dir, 'nats-server.log')];
+  const args = ['-a', options.host ?? '127.0.0.1', '-p', String(options.port ?? -1), '--ports_file_dir', options.dir, '-l', join(options.dir, 'nats-server.log')];
+  if (options.config) args.unshift('-c', options.config);
   if (options.name) args.push('-n', options.name);
   if (options.jetstream) args.push('-js', '-sd', storeDir);
   if (options.cluster) {
     args.push('--cluster_name', options.cluster.name, '--cluster', 'nats://127.0.0.1:-1');
     if (options.cluster.routes.length > 0) args.push('--routes', options.cluster.routes.join(','));
   }
-  const child = spawn(binary, args, { stdio: 'ignore', detached: false });
+  const guard = deathGuard();
+  const child = guard ? spawn(guard, ['--pdeathsig', 'KILL', '--', binary, ...args], { stdio: 'ignore' }) : spawn(binary, args, { stdio: 'ignore' });
   const pid = child.pid;
   if (pid === undefined) throw new SlicelabError('EUNAVAILABLE', `could not start ${binary}`);
   let exited = false;
-  child.once('exit', () => {
+  const gone = new Promise<void>((resolve) => child.once('exit', () => {
     exited = true;
-  });
+    resolve();
+  }));
   const portsFile = join(options.dir, `nats-server_${pid}.ports`);
   const ready = await pollUntil(() => exited || existsSync(portsFile), 10_000);
   if (!ready || exited) {
@@ -76,10 +92,24 @@ export async function startNatsServer(options: NatsServerOptions): Promise<NatsS
     port: Number(new URL(url).port),
     routeUrl: ports.cluster?.[0],
     storeDir,
+    exited: gone,
     stop: async () => {
       await stopProcess(pid, 5000, () => exited || !isAlive(pid));
     },
   };
+}
+
+/** setpriv, which makes the server die with its parent, where util-linux has it */
+function deathGuard(): string | undefined {
+  for (const candidate of ['/usr/bin/setpriv', '/bin/setpriv']) {
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
 }
 
 async function readPorts(file: string): Promise<{ nats: string[]; cluster?: string[] }> {

@@ -2,11 +2,16 @@
  * The launcher's host table: hosts register over the bus (launched ones and lone ones that joined), their
  * heartbeats keep the record fresh, and a host whose heartbeats stop for `lostAfterMs` is marked lost.
  * Served on `hosts.list`; state changes are published as host events.
+ *
+ * A host speaks for itself only: what it says arrives on `from.<host>.…`, which only its credential may
+ * publish to, and must name that same host. A registration is accepted only from the instance that holds
+ * the host's name claim (protocol/claims.ts); heartbeats and goodbyes only from the instance registered.
+ * Anything else is dropped and counted, so an impostor's `left` cannot mark a live host gone.
  */
-import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import {
-  clusterSubjects, listen, newCounters, publish, serve, validate,
-  type BusCounters, type HostEvent, type HostInfo, type HostList, type HostRecord, type Registered,
+  SlicelabError, clusterSubjects, hostClaims, listen, newCounters, publish, serve, speaker, validate,
+  type BusCounters, type ClaimBucket, type HostEvent, type HostInfo, type HostList, type HostRecord, type Registered,
 } from '@slicelab/protocol';
 
 export const heartbeatMs = 1000;
@@ -18,24 +23,30 @@ export class HostRegistry {
   private readonly subscriptions: Subscription[] = [];
   private readonly subjects;
   private sweeper?: NodeJS.Timeout;
+  private readonly claims: ClaimBucket;
+  /** whether host names are claimed in JetStream on this bus */
+  private claimed = false;
 
   constructor(private readonly nc: NatsConnection, readonly cluster: string, private readonly managed: ReadonlySet<string>) {
     this.subjects = clusterSubjects(cluster);
+    this.claims = hostClaims(nc, cluster);
   }
 
-  start(): void {
+  /** Serves the registry; first finds out whether the bus can hold host claims (JetStream), once. */
+  async start(): Promise<void> {
+    this.claimed = await this.claims.usable();
     this.subscriptions.push(
-      serve(this.nc, this.subjects.register, validate.hostInfo, (info) => this.register(info), this.counters),
+      serve(this.nc, this.subjects.anyRegister, validate.hostInfo, (info, msg) => this.register(info, msg), this.counters),
       serve(this.nc, this.subjects.list, validate.noBody, () => this.list(), this.counters),
-      listen(this.nc, this.subjects.anyHeartbeat, validate.heartbeat, (beat) => {
-        const record = this.records.get(beat.name);
+      listen(this.nc, this.subjects.anyHeartbeat, validate.heartbeat, (beat, msg) => {
+        const record = this.speaking(beat.name, beat.instance, msg);
         if (!record) return;
         Object.assign(record, { load1: beat.load1, elu: beat.elu, rss: beat.rss, containers: beat.containers, scheduler: beat.scheduler, lastHeartbeat: Date.now() });
         if (record.state === 'lost') this.transition(record, 'up', 'joined');
       }, this.counters),
-      listen(this.nc, this.subjects.hostEvents, validate.hostEvent, (event) => {
-        const record = this.records.get(event.host);
-        if (event.kind === 'left' && record && record.state !== 'left') record.state = 'left';
+      listen(this.nc, this.subjects.anyLeft, validate.hostLeft, (left, msg) => {
+        const record = this.speaking(left.name, left.instance, msg);
+        if (record && record.state !== 'left') this.transition(record, 'left', 'left');
       }, this.counters),
     );
     this.sweeper = setInterval(() => this.sweep(), heartbeatMs / 4);
@@ -60,9 +71,28 @@ export class HostRegistry {
     if (record?.state === 'up') this.transition(record, 'lost', 'lost');
   }
 
-  private register(info: HostInfo): Registered {
-    const now = Date.now();
+  /** The record of the host a message speaks for, if it comes from that host's registered instance; else counted as dropped. */
+  private speaking(name: string, instance: string, msg: Msg): HostRecord | undefined {
+    const record = this.records.get(name);
+    if (record && speaker(msg.subject) === name && record.instance === instance) return record;
+    this.counters.dropped += 1;
+    this.counters.lastProblem = `${msg.subject}: not from the registered instance of host ${name}`;
+    return undefined;
+  }
+
+  private async register(info: HostInfo, msg: Msg): Promise<Registered> {
+    if (speaker(msg.subject) !== info.name) throw new SlicelabError('EACCES', `a registration on ${msg.subject} cannot be for host ${info.name}`);
     const previous = this.records.get(info.name);
+    if (this.claimed) {
+      const claim = await this.claims.read(info.name);
+      if (claim?.holder.instance !== info.instance) {
+        throw new SlicelabError('EEXIST', `host ${info.name} is held by ${claim ? `another instance (pid ${claim.holder.pid ?? '?'} on ${claim.holder.machine ?? '?'})` : 'no instance'}; claim the name first`);
+      }
+    } else if (previous && previous.state === 'up' && previous.instance !== info.instance) {
+      // no JetStream to hold claims: the instance registered first keeps the name while it lives
+      throw new SlicelabError('EEXIST', `host ${info.name} is already up (pid ${previous.pid} on ${previous.machine}); a second one cannot join`);
+    }
+    const now = Date.now();
     this.records.set(info.name, {
       ...info,
       load1: previous?.load1 ?? 0, elu: previous?.elu ?? 0, rss: previous?.rss ?? 0, containers: previous?.containers ?? 0,

@@ -6,19 +6,22 @@
  */
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { SlicelabError } from '@slicelab/protocol';
+import { SlicelabError, type BusAccess } from '@slicelab/protocol';
 
 export interface RunFile {
   cluster: string;
   config: string;
-  state: 'starting' | 'running' | 'stopping' | 'failed';
+  /** recovering: the embedded nats-server died and is being started again */
+  state: 'starting' | 'running' | 'recovering' | 'stopping' | 'failed';
   error?: string;
   startedAt: number;
   detached: boolean;
   launcherPid: number;
   natsUrl?: string;
-  /** the embedded nats-server, when slicelab started it */
-  nats?: { pid: number; port: number; storeDir: string };
+  /** how an admin (the CLI, the client library) joins the bus: URLs and credential */
+  access?: BusAccess;
+  /** the embedded nats-server, when slicelab started it; restarts: how often the launcher started it again */
+  nats?: { pid: number; port: number; storeDir: string; restarts: number };
   hosts: Array<{ name: string; pid: number }>;
 }
 
@@ -48,11 +51,11 @@ export function readRunFile(cluster: string): RunFile | undefined {
   }
 }
 
-/** Written atomically (rename), so a reader never sees half a file. */
+/** Written atomically (rename), so a reader never sees half a file; only its owner reads it (it may name a password). */
 export function writeRunFile(run: RunFile): void {
   const path = runFilePath(run.cluster);
   mkdirSync(dirname(path), { recursive: true });
-  writeFileSync(`${path}.tmp`, `${JSON.stringify(run, null, 2)}\n`);
+  writeFileSync(`${path}.tmp`, `${JSON.stringify(run, null, 2)}\n`, { mode: 0o600 });
   renameSync(`${path}.tmp`, path);
 }
 

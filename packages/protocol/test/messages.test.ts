@@ -1,9 +1,9 @@
 import test from 'ava';
-import { ProtocolError, clusterSubjects, decode, defaultDisk, defaultScheduler, encode, validate } from '@slicelab/protocol';
+import { ProtocolError, clusterSubjects, decode, defaultDisk, defaultScheduler, encode, permissionsFor, speaker, validate } from '@slicelab/protocol';
 
 const info = {
   name: 'h1', cores: 2, memory: 1024 ** 3, uplink: { bandwidth: 1e9, delay: 0, jitter: 0, loss: 0, maxQueue: 1000 },
-  scheduler: defaultScheduler, disk: defaultDisk, cluster: 'default', pid: 42, version: '0.1.0', machine: 'box', startedAt: Date.now(),
+  scheduler: defaultScheduler, disk: defaultDisk, cluster: 'default', pid: 42, version: '0.1.0', machine: 'box', startedAt: Date.now(), instance: 'a1',
 };
 
 test('the codec round-trips a message and owns its bytes', (t) => {
@@ -30,9 +30,42 @@ test('validation names the field that is wrong', (t) => {
   t.throws(() => validate.heartbeat(null), { instanceOf: ProtocolError });
 });
 
-test('subjects: every cluster has its own root and one token per name', (t) => {
+test('subjects: every cluster has its own root and one token per name; what a host says is under from.<host>', (t) => {
   const a = clusterSubjects('lab');
   t.is(a.hostStatus('h1'), 'slicelab.lab.host.h1.status');
-  t.is(a.anyHeartbeat, 'slicelab.lab.host.*.heartbeat');
-  t.not(clusterSubjects('other').register, a.register);
+  t.is(a.hostHeartbeat('h1'), 'slicelab.lab.from.h1.heartbeat');
+  t.is(speaker(a.hostLeft('h-2')), 'h-2');
+  t.is(a.anyHeartbeat, 'slicelab.lab.from.*.heartbeat');
+  t.not(clusterSubjects('other').anyRegister, a.anyRegister);
+  t.is(a.inbox({ role: 'host', host: 'admin' }), '_INBOX.lab.host.admin', 'a host named admin is not the admin');
+});
+
+/** Whether NATS subject `subject` matches the permission pattern `pattern` (`*` one token, `>` the rest). */
+function matches(pattern: string, subject: string): boolean {
+  const p = pattern.split('.');
+  const s = subject.split('.');
+  for (let i = 0; i < p.length; i++) {
+    if (p[i] === '>') return s.length > i;
+    if (p[i] !== '*' && p[i] !== s[i]) return false;
+  }
+  return p.length === s.length;
+}
+const may = (allow: string[], subject: string) => allow.some((pattern) => matches(pattern, subject));
+
+test('permissions: a host says only its own things and hears only its own requests', (t) => {
+  const s = clusterSubjects('lab');
+  const h1 = permissionsFor('lab', { role: 'host', host: 'h1' });
+  for (const subject of [s.hostHeartbeat('h1'), s.hostLeft('h1'), s.hostRegister('h1'), s.imageTransfer('h2', 'x1'), '$KV.slicelab_lab_hosts.h1']) t.true(may(h1.pub.allow, subject), subject);
+  for (const subject of [s.hostHeartbeat('h2'), s.hostLeft('h2'), s.hostEvents, s.container('h2', 'run'), s.list, '$KV.slicelab_lab_hosts.h2', 'slicelab.other.from.h1.heartbeat']) {
+    t.false(may(h1.pub.allow, subject), subject);
+  }
+  t.true(may(h1.sub.allow, s.container('h1', 'run')));
+  t.false(may(h1.sub.allow, s.container('h2', 'run')));
+  t.false(may(h1.sub.allow, '_INBOX.lab.admin.abc'), 'nor the admin\'s replies');
+  const admin = permissionsFor('lab', { role: 'admin' });
+  t.true(may(admin.pub.allow, s.container('h2', 'run')));
+  for (const subject of [s.hostHeartbeat('h1'), s.hostRegister('h1'), s.hostEvents]) t.false(may(admin.pub.allow, subject), subject);
+  const launcher = permissionsFor('lab', { role: 'launcher' });
+  t.true(may(launcher.pub.allow, s.hostEvents));
+  t.false(may(launcher.pub.allow, s.container('h1', 'run')));
 });

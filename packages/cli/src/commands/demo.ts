@@ -5,7 +5,7 @@ import { ClusterClient } from '@slicelab/client';
 import { measureRoundTrips } from '@slicelab/bench';
 import { BaseCommand, unitFlags } from '../base.js';
 import { configFlag, defaultConfigFile } from '../config-file.js';
-import { hostJson, hostsTable, table } from '../render.js';
+import { count, hostJson, hostsTable, table } from '../render.js';
 
 export default class Demo extends BaseCommand {
   static override description = 'The main job (npm start): bring the default cluster up, show it, measure a round trip to every host over the bus, bring it down';
@@ -18,7 +18,7 @@ export default class Demo extends BaseCommand {
   async run() {
     const { flags } = await this.parse(Demo);
     const config = loadConfig(flags.config ?? defaultConfigFile());
-    this.say(`bringing up cluster ${config.name}: ${config.hosts.length} hosts, ${config.nats ? `bus ${config.nats.servers.join(',')}` : 'embedded nats-server'}`);
+    this.say(`bringing up cluster ${config.name}: ${count(config.hosts.length, 'host')}, ${config.nats?.servers ? `bus ${config.nats.servers.join(',')}` : 'embedded nats-server'}`);
     const launcher = await Launcher.start(config, { onProgress: (n, total) => this.progress(`${n}/${total} hosts registered`) });
     this.progressDone();
     const interrupted = stopOnSignal(launcher);

@@ -4,7 +4,7 @@ import { Launcher, loadConfig, runDir, startDetached, stopOnSignal } from '@slic
 import { ClusterClient } from '@slicelab/client';
 import { BaseCommand } from '../base.js';
 import { configFlag, defaultConfigFile } from '../config-file.js';
-import { hostJson, hostsTable } from '../render.js';
+import { count, hostJson, hostsTable } from '../render.js';
 
 export default class Up extends BaseCommand {
   static override description = 'Start a cluster: its bus (an embedded nats-server unless the config names servers), then one process per host';
@@ -38,8 +38,9 @@ export default class Up extends BaseCommand {
         this.logJson({ cluster: config.name, bus: launcher.natsUrl, runDir: runDir(config.name), detached: false, hosts: hosts.map((h) => hostJson(h)) });
       }
       this.say(hostsTable(hosts));
-      this.say(`cluster ${config.name} is up: bus ${launcher.natsUrl}, ${hosts.length} hosts in ${(launcher.timings.total / 1000).toFixed(2)} s; Ctrl-C stops it`);
-      await stopped;
+      this.say(`cluster ${config.name} is up: bus ${launcher.natsUrl}, ${count(hosts.length, 'host')} in ${(launcher.timings.total / 1000).toFixed(2)} s; Ctrl-C stops it`);
+      const failed = await stopped;
+      if (failed) throw new SlicelabError('EUNAVAILABLE', failed);
       this.say(`cluster ${config.name} stopped`);
       return undefined;
     } catch (error) {

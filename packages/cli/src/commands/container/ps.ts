@@ -14,11 +14,15 @@ export default class ContainerPs extends BaseCommand {
     const { flags } = await this.parse(ContainerPs);
     const client = await ClusterClient.connect({ cluster: flags.cluster });
     try {
-      const containers = await client.containers(flags.host);
-      this.say(table(['container', 'host', 'program', 'state', 'pids', 'cpu', 'memory', 'weight'], containers.map((c) => [
-        c.name, c.host, c.program, c.exitCode !== undefined ? `${c.state} (${c.exitCode})` : c.frozen ? `${c.state} (frozen)` : c.state, c.pids,
-        formatDuration(c.cpuUsageMs), memoryText(c.memoryCurrent, c.memoryMax), c.cpuWeight,
-      ])));
+      const { containers, unknown, missing } = await client.survey(flags.host);
+      this.say(table(['container', 'host', 'program', 'state', 'pids', 'cpu', 'memory', 'weight'], [
+        ...containers.map((c) => [
+          c.name, c.host, c.program, c.exitCode !== undefined ? `${c.state} (${c.exitCode})` : c.frozen ? `${c.state} (frozen)` : c.state, c.pids,
+          formatDuration(c.cpuUsageMs), memoryText(c.memoryCurrent, c.memoryMax), c.cpuWeight,
+        ]),
+        ...unknown.map((u) => [u.name, u.host, '?', `unknown (${u.reason})`, '?', '?', '?', '?']),
+      ]));
+      for (const m of missing) this.note(`host ${m.host} did not answer: ${m.reason}`);
       if (flags.all) {
         for (const c of containers) {
           this.say(`\n${c.name} on ${c.host}:`);
@@ -27,7 +31,7 @@ export default class ContainerPs extends BaseCommand {
           ])));
         }
       }
-      return { containers };
+      return { containers, unknown, missing };
     } finally {
       await client.close();
     }

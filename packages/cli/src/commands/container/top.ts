@@ -1,10 +1,13 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Flags } from '@oclif/core';
+import { SlicelabError, formatDuration } from '@slicelab/protocol';
 import { ClusterClient } from '@slicelab/client';
 import { BaseCommand, unitFlags } from '../../base.js';
 import { clusterFlag } from '../../config-file.js';
 import { memoryText } from '../../container-flags.js';
 import { table } from '../../render.js';
+
+const minIntervalMs = 100;
 
 export default class ContainerTop extends BaseCommand {
   static override description = 'Live CPU %, memory and pids of every container (like docker stats); CPU % above 100 means several cores';
@@ -17,10 +20,14 @@ export default class ContainerTop extends BaseCommand {
 
   async run() {
     const { flags } = await this.parse(ContainerTop);
+    // a refresh faster than this only redraws the same numbers and loads the hosts
+    if (flags.interval < minIntervalMs) throw new SlicelabError('EINVAL', `--interval must be at least ${minIntervalMs}ms (got ${formatDuration(flags.interval)})`);
     const client = await ClusterClient.connect({ cluster: flags.cluster });
     try {
       for (;;) {
-        const containers = (await client.containers(flags.host)).filter((c) => c.state === 'running');
+        const { containers: all, missing } = await client.survey(flags.host);
+        for (const m of missing) this.note(`host ${m.host} did not answer: ${m.reason}`);
+        const containers = all.filter((c) => c.state === 'running');
         const rows = containers.map((c) => ({ name: c.name, host: c.host, cpuPercent: c.cpuPercent, memoryCurrent: c.memoryCurrent, memoryMax: c.memoryMax, pids: c.pids, pidsMax: c.pidsMax }));
         if (flags.once || this.jsonEnabled()) {
           this.say(this.render(rows));

@@ -1,20 +1,25 @@
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import { Flags } from '@oclif/core';
-import { checkName, createLogger, defaultDisk, defaultScheduler, errorMessage, parseRate, parseSize } from '@slicelab/protocol';
+import { checkName, createLogger, defaultDisk, defaultScheduler, errorMessage, loadCredential, maxCores, parseRate, parseSize } from '@slicelab/protocol';
 import { runHost } from '@slicelab/host';
-import { hostNodeFlags } from '@slicelab/launcher';
+import { coresLimit, hostNodeFlags } from '@slicelab/launcher';
 import { BaseCommand, unitFlags } from '../../base.js';
+import { accessFlags, accessFrom } from '../../config-file.js';
 
 export default class HostCommand extends BaseCommand {
   static override description = 'Run one host that joins an existing bus: the way a cluster spans several machines';
-  static override examples = ['<%= config.bin %> host --nats nats://10.0.0.5:4222 --name h4 --cores 4 --memory 2GiB'];
+  static override examples = [
+    '<%= config.bin %> creds export --role host --host h4 --out h4.creds   # on the machine that ran `up`',
+    '<%= config.bin %> host --nats nats://10.0.0.5:4222 --creds h4.creds --cores 4 --memory 2GiB',
+  ];
   static override enableJsonFlag = false;
   static override flags = {
     nats: Flags.string({ required: true, description: 'bus URL (comma-separate several servers of one NATS cluster)' }),
-    name: Flags.string({ required: true, description: 'host name: lower-case letters, digits and dashes' }),
-    cluster: Flags.string({ default: 'default', description: 'cluster to join' }),
-    cores: Flags.integer({ default: 2, min: 1, max: 1024, description: 'emulated cores (worker threads)' }),
+    ...accessFlags,
+    name: Flags.string({ description: 'host name: lower-case letters, digits and dashes [default: the one the credential names]' }),
+    cluster: Flags.string({ description: 'cluster to join [default: the one the credential names, else "default"]' }),
+    cores: Flags.integer({ default: 2, min: 1, description: `emulated cores (worker threads), at most ${maxCores}` }),
     memory: unitFlags.size({ default: parseSize('1GiB'), defaultHelp: async () => '1GiB', description: 'memory, e.g. 1GiB' }),
     uplink: unitFlags.rate({ default: parseRate('1gbit'), defaultHelp: async () => '1gbit', description: 'uplink bandwidth, e.g. 1gbit' }),
     scheduler: Flags.string({ options: ['wfq', 'lottery', 'credit'], default: defaultScheduler.policy, description: 'CPU scheduler' }),
@@ -24,9 +29,18 @@ export default class HostCommand extends BaseCommand {
 
   async run() {
     const { flags } = await this.parse(HostCommand);
+    const access = { ...accessFrom(flags), servers: flags.nats.split(',') };
+    let name: string;
+    let cluster: string;
     try {
-      checkName('--name', flags.name);
-      checkName('--cluster', flags.cluster);
+      const credential = loadCredential(access)?.credential;
+      const named = credential?.identity.role === 'host' ? credential.identity.host : undefined;
+      name = flags.name ?? named ?? '';
+      cluster = flags.cluster ?? credential?.cluster ?? 'default';
+      if (!name) throw new Error('--name is required (the credential names no host)');
+      checkName('--name', name);
+      checkName('--cluster', cluster);
+      if (flags.cores > maxCores) throw new Error(`--cores ${coresLimit}`);
     } catch (error) {
       // a usage error, exit 2, as oclif's own flag checks
       this.error(errorMessage(error));
@@ -38,19 +52,26 @@ export default class HostCommand extends BaseCommand {
     }
     const parent = Number(process.env[parentVariable]);
     // without --log the terminal gets this command's own lines, one per problem (SLICELAB_LOG_LEVEL adds the log's)
-    const log = createLogger('host', flags.log, flags.log ? 'info' : process.env['SLICELAB_LOG_LEVEL'] ?? 'fatal').child({ host: flags.name });
-    const code = await runHost({
-      cluster: flags.cluster, nats: flags.nats, log, launcherPid: parent > 0 ? parent : undefined,
+    const log = createLogger('host', flags.log, flags.log ? 'info' : process.env['SLICELAB_LOG_LEVEL'] ?? 'fatal').child({ host: name });
+    const exit = await runHost({
+      cluster, access, log, launcherPid: parent > 0 ? parent : undefined,
       spec: {
-        name: flags.name, cores: flags.cores, memory: flags.memory, uplink: { bandwidth: flags.uplink, delay: 0, jitter: 0, loss: 0, maxQueue: 1000 },
+        name, cores: flags.cores, memory: flags.memory, uplink: { bandwidth: flags.uplink, delay: 0, jitter: 0, loss: 0, maxQueue: 1000 },
         scheduler: { ...defaultScheduler, policy: flags.scheduler as 'wfq' | 'lottery' | 'credit', quantumMs: flags.quantum }, disk: { ...defaultDisk },
       },
-      onStarted: () => this.log(`host ${flags.name} joined cluster ${flags.cluster} on ${flags.nats}; Ctrl-C leaves`),
+      onStarted: (host) => {
+        this.log(`host ${name} is on the bus at ${flags.nats}; registering with cluster ${cluster}…`);
+        const waiting = setTimeout(() => this.log(`no launcher of cluster ${cluster} answers yet; still trying (without one, hosts are found by discovery)`), 3000);
+        void host.joined.then(() => {
+          clearTimeout(waiting);
+          this.log(`host ${name} joined cluster ${cluster}; Ctrl-C leaves`);
+        });
+        void host.busLost.then(() => clearTimeout(waiting));
+      },
     });
     log.flush();
-    if (code === 1) this.error(`cannot join the bus at ${flags.nats}`, { exit: 1 });
-    if (code !== 0) this.error(code === 3 ? 'the bus is gone; host stopped' : 'host stopped', { exit: code });
-    this.log(`host ${flags.name} left cluster ${flags.cluster}`);
+    if (exit.code !== 0) this.error(exit.code === 3 ? 'the bus is gone; host stopped' : exit.reason ?? 'host stopped', { exit: exit.code });
+    this.log(`host ${name} left cluster ${cluster}`);
   }
 }
 
