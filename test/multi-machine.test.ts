@@ -3,7 +3,8 @@
  * joined as one NATS cluster with hosts on different servers, all visible to one `status`. These buses
  * are someone else's: no slicelab credentials (the security tests cover the embedded, authenticated one).
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import test from 'ava';
 import { Harness, hostConfig, isAlive, pollUntil } from './harness.js';
 
@@ -79,4 +80,23 @@ test.serial('a host that cannot reach the bus says so in one line', async (t) =>
   const result = await h.cli(['host', '--nats', 'nats://127.0.0.1:1', '--name', 'h1']);
   t.is(result.code, 1);
   t.is(result.stderr, 'slicelab: cannot reach the bus at nats://127.0.0.1:1 (connection refused)\n');
+});
+
+test.serial('a bus of its own users: the config gives user and password, and a wrong one is refused in one line', async (t) => {
+  const conf = join(h.home, 'users.conf');
+  writeFileSync(conf, 'authorization { user: lab, password: s3cret }\n');
+  const bus = await h.nats({ config: conf });
+  const wrong = h.writeConfig('owned', hostConfig('owned', ['h1'], { nats: { servers: [bus.url], user: 'lab', password: 'nope' } }));
+  const refused = await h.cli(['up', '--config', wrong, '--detach']);
+  t.is(refused.code, 1);
+  t.regex(refused.stderr, /^slicelab: the bus at nats:\/\/127\.0\.0\.1:\d+ refused user "lab" \(authorization violation\)\n$/);
+  t.is(h.runFile('owned'), undefined, 'nothing half-made is left');
+  const right = h.writeConfig('owned', hostConfig('owned', ['h1'], { nats: { servers: [bus.url], user: 'lab', password: 's3cret' } }));
+  const up = await h.cli(['up', '--config', right, '--detach']);
+  t.is(up.code, 0, up.stderr);
+  const status = await h.cliJson<StatusJson>(['status']);
+  t.deepEqual(status.hosts.map((x) => [x.name, x.state]), [['h1', 'up']], 'launcher, host and CLI all authenticated');
+  const ps = await h.cli(['container', 'run', '--host', 'h1', '--name', 'c1', '--program', 'sleeper']);
+  t.is(ps.code, 0, ps.stderr);
+  t.is((await h.cli(['down'])).code, 0);
 });

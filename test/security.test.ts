@@ -3,6 +3,9 @@
  * cluster's credentials, a host's credential lets it speak only as itself, a second host of a taken name
  * is refused, and the registry believes only the instance that holds a host's name claim.
  */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import test from 'ava';
@@ -139,4 +142,47 @@ test.serial('a host that was lost and comes back is the same host again', async 
   const back = await poll(() => record('h2'), (r) => r.state === 'up', 50, 100);
   t.deepEqual([back.state, back.instance, back.pid], ['up', before.instance, before.pid]);
   t.deepEqual((await admin.containers('h2')).map((c) => [c.name, c.state]), [['keeper', 'running']]);
+});
+
+/** A port nobody listens on now. */
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** A CA and a server certificate for 127.0.0.1 (and localhost, the name the NATS client checks for a loopback address) signed by it, made with openssl. */
+function pki(dir: string) {
+  mkdirSync(dir, { recursive: true });
+  const at = (name: string) => join(dir, name);
+  const openssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'ignore' });
+  openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=slicelab test CA', '-keyout', at('ca.key'), '-out', at('ca.pem'));
+  openssl('req', '-new', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=bus', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost', '-keyout', at('bus.key'), '-out', at('bus.csr'));
+  openssl('x509', '-req', '-in', at('bus.csr'), '-CA', at('ca.pem'), '-CAkey', at('ca.key'), '-CAcreateserial', '-days', '2', '-copy_extensions', 'copy', '-out', at('bus.pem'));
+  return { ca: at('ca.pem'), cert: at('bus.pem'), key: at('bus.key') };
+}
+
+test.serial('a bus for several machines: the embedded server at a set address, speaking TLS, with the credentials', async (t) => {
+  const tls = pki(join(h.home, 'pki'));
+  const port = await freePort();
+  const config = h.writeConfig('wide', { name: 'wide', nats: { listen: `127.0.0.1:${port}`, tls }, hosts: [{ name: 'h1', cores: 1, memory: '256MiB' }] });
+  const up = await h.cli(['up', '--config', config, '--detach']);
+  t.is(up.code, 0, up.stderr);
+  t.teardown(() => h.cli(['down', '--cluster', 'wide']).then(() => undefined));
+  const url = `tls://127.0.0.1:${port}`;
+  t.is(h.runFile('wide')!.natsUrl, url, 'the server says it speaks TLS');
+  const status = await h.cliJson<{ hosts: Array<{ name: string; state: string }> }>(['status', '--cluster', 'wide']);
+  t.deepEqual(status.hosts.map((x) => [x.name, x.state]), [['h1', 'up']], 'the launcher, its host and the CLI speak TLS');
+
+  const creds = await h.hostCreds('wide', 'h2');
+  const unverified = await h.cli(['host', '--nats', url, '--creds', creds], 30_000);
+  t.is(unverified.code, 1);
+  t.regex(unverified.stderr, /^slicelab: cannot reach the bus at tls:\/\/127\.0\.0\.1:\d+ \(.*certificate.*\)\n$/i, 'a server whose certificate cannot be verified is not joined');
+  const lone = h.start(['host', '--nats', url, '--creds', creds, '--tls-ca', tls.ca]);
+  t.true(await pollUntil(() => /host h2 joined cluster wide/.test(lone.output()), 20_000), lone.output());
+  lone.child.kill('SIGTERM');
+  t.is(await lone.exited, 0);
 });

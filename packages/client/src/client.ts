@@ -10,7 +10,7 @@ import { nuid, type NatsConnection, type Subscription } from '@nats-io/transport
 import {
   SlicelabError, clusterSubjects, connectBus, decode, inboxPrefix, loadCredential, decodeImage, encode, errorMessage, listen, checkName, nameClaims, newCounters, receiveBytes, request,
   sendBytes, validate,
-  type BusAccess, type BusCounters, type ErrorCode, type CgroupFiles, type CheckpointResult, type ClaimBucket, type ClusterSubjects, type ContainerInfo, type ContainerInspected,
+  type BusAccess, type BusCounters, type ErrorCode, type Holder, type CgroupFiles, type CheckpointResult, type ClaimBucket, type ClusterSubjects, type ContainerInfo, type ContainerInspected,
   type ContainerOp, type ContainerRun, type Heartbeat, type HostEvent, type HostList, type HostRecord, type HostStatus, type ProcessInfo, type RestoreResult,
   type SchedulerTrace, type TransferStats,
 } from '@slicelab/protocol';
@@ -253,7 +253,9 @@ export class ClusterClient {
     }));
     const stateOf = new Map(records.map((r) => [r.name, r.state]));
     const unknown: UnknownContainer[] = [];
-    for (const [name, holder] of await this.names.all()) {
+    // on a bus without JetStream there are no name claims (and no containers: running one claims its name)
+    const claims = await this.names.all().catch(() => new Map<string, Holder>());
+    for (const [name, holder] of claims) {
       if (answered.has(holder.host) || (host && holder.host !== host)) continue;
       const state = stateOf.get(holder.host);
       const reason = state === 'lost' ? 'host lost' : state === 'left' ? 'host left' : state === 'up' ? 'host not answering' : 'host unknown';

@@ -71,9 +71,14 @@ export class HostRegistry {
     if (record?.state === 'up') this.transition(record, 'lost', 'lost');
   }
 
-  /** The record of the host a message speaks for, if it comes from that host's registered instance; else counted as dropped. */
+  /**
+   * The record of the host a message speaks for, if it comes from that host's registered instance; one
+   * from another instance, or naming another host than its subject, is counted as dropped. (A host not
+   * registered yet heartbeats too: that is ignored.)
+   */
   private speaking(name: string, instance: string, msg: Msg): HostRecord | undefined {
     const record = this.records.get(name);
+    if (!record && speaker(msg.subject) === name) return undefined;
     if (record && speaker(msg.subject) === name && record.instance === instance) return record;
     this.counters.dropped += 1;
     this.counters.lastProblem = `${msg.subject}: not from the registered instance of host ${name}`;
