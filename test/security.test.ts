@@ -186,3 +186,22 @@ test.serial('a bus for several machines: the embedded server at a set address, s
   lone.child.kill('SIGTERM');
   t.is(await lone.exited, 0);
 });
+
+test.serial('text from a container reaches the terminal without its escape sequences; --json keeps it, escaped', async (t) => {
+  await admin.runContainer('h1', { name: 'shouty', program: 'sleeper' });
+  const raw = '\x1b[2J\x1b]0;pwned\x07red\nslicelab: forged';
+  await admin.exec('shouty', 'fs', { op: 'write', path: '/tmp/x', data: raw });
+  // the write runs in its own process: read until the file is there
+  const logs = await poll(async () => {
+    await admin.exec('shouty', 'fs', { op: 'read', path: '/tmp/x' });
+    await sleep(100);
+    return h.cli(['container', 'logs', '--cluster', cluster, 'shouty']);
+  }, (r) => /forged/.test(r.stdout), 20, 0);
+  t.is(logs.code, 0, logs.stderr);
+  t.false(/[\x00-\x09\x0b-\x1f\x7f]/.test(logs.stdout), JSON.stringify(logs.stdout));
+  // fs logs a file line by line, each under its pid: the terminal shows just that, no cleared screen, no title
+  t.regex(logs.stdout, /^\[\d+\] red\n\[\d+\] slicelab: forged$/m);
+  t.notRegex(logs.stdout, /pwned/);
+  const json = await h.cliJson<{ lines: string[] }>(['container', 'logs', '--cluster', cluster, 'shouty']);
+  t.true(json.lines.some((line) => line.endsWith(raw.split('\n')[0]!)), 'JSON carries the text as it was');
+});
