@@ -6,6 +6,7 @@
  *   for (const host of await cluster.hosts()) console.log(host.name, host.state);
  *   await cluster.close();
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { nuid, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import {
   SlicelabError, clusterSubjects, connectBus, decode, inboxPrefix, loadCredential, decodeImage, encode, errorMessage, listen, checkName, nameClaims, newCounters, receiveBytes, request,
@@ -25,6 +26,39 @@ export interface ConnectOptions {
   access?: Omit<BusAccess, 'servers'>;
   /** request timeout in ms (default 2000) */
   timeoutMs?: number;
+}
+
+/** What `ping` printed and the figures in it (iputils' names). */
+export interface PingResult {
+  from: string;
+  to: string;
+  target: string;
+  lines: string[];
+  replies: Array<{ bytes: number; seq: number; ttl: number; timeMs: number }>;
+  transmitted: number;
+  received: number;
+  lossPercent: number;
+  timeMs: number;
+  rtt?: { min: number; avg: number; max: number; mdev: number };
+}
+
+const ipPattern = /^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$/;
+
+/** The figures in ping's lines. */
+export function readPing(lines: string[]): Omit<PingResult, 'from' | 'to' | 'target'> {
+  const replies: PingResult['replies'] = [];
+  let counts: RegExpExecArray | null = null;
+  let rtt: RegExpExecArray | null = null;
+  for (const line of lines) {
+    const reply = /^(\d+) bytes from \S+: icmp_seq=(\d+) ttl=(\d+) time=([\d.]+) ms$/.exec(line);
+    if (reply) replies.push({ bytes: Number(reply[1]), seq: Number(reply[2]), ttl: Number(reply[3]), timeMs: Number(reply[4]) });
+    counts ??= /^(\d+) packets transmitted, (\d+) received, ([\d.]+)% packet loss, time (\d+)ms$/.exec(line);
+    rtt ??= /^rtt min\/avg\/max\/mdev = ([\d.]+)\/([\d.]+)\/([\d.]+)\/([\d.]+) ms$/.exec(line);
+  }
+  return {
+    lines, replies, transmitted: Number(counts?.[1] ?? 0), received: Number(counts?.[2] ?? 0), lossPercent: Number(counts?.[3] ?? 100), timeMs: Number(counts?.[4] ?? 0),
+    rtt: rtt ? { min: Number(rtt[1]), avg: Number(rtt[2]), max: Number(rtt[3]), mdev: Number(rtt[4]) } : undefined,
+  };
 }
 
 /** A container a host holds by name but that nobody can report on now, and why. */
@@ -276,6 +310,39 @@ export class ClusterClient {
   /** A new process in the container's namespaces (like docker exec). */
   async exec(name: string, program: string, args: Record<string, string | number> = {}): Promise<ProcessInfo> {
     return this.containerRequest(name, 'exec', { name, program, args }, validate.processInfo);
+  }
+
+  /**
+   * `ping` from container `from` to `to` (a container's name, or an IPv4 address): the ping program runs
+   * in `from`'s namespaces, and its lines (as iputils' ping prints them) come back from the container's
+   * log as they are written, with the figures read from them.
+   */
+  async netPing(from: string, to: string, options: { count?: number; intervalMs?: number; size?: number; waitMs?: number; onLine?: (line: string) => void } = {}): Promise<PingResult> {
+    const target = ipPattern.test(to) ? to : (await this.inspect(to)).nics[0]?.ip;
+    if (!target) throw new SlicelabError('EADDRNOTAVAIL', `container "${to}" has no nic`);
+    const count = options.count ?? 4;
+    const intervalMs = options.intervalMs ?? 1000;
+    const waitMs = options.waitMs ?? 1000;
+    const { pid } = await this.exec(from, 'ping', { target, count, interval: `${intervalMs}ms`, size: options.size ?? 56, wait: `${waitMs}ms` });
+    const prefix = `[${pid}] `;
+    const lines: string[] = [];
+    const follow = async () => {
+      const mine = (await this.logs(from)).filter((line) => line.startsWith(prefix)).map((line) => line.slice(prefix.length));
+      for (const line of mine.slice(lines.length)) {
+        lines.push(line);
+        options.onLine?.(line);
+      }
+    };
+    const deadline = Date.now() + count * intervalMs + waitMs + 10_000;
+    // the statistics are ping's last lines, written in one step
+    while (!lines.some((line) => / packets transmitted, /.test(line))) {
+      if (Date.now() > deadline) throw new SlicelabError('ETIMEDOUT', `ping in "${from}" did not finish (its last line: ${lines.at(-1) ?? 'none'})`);
+      await sleep(100);
+      await follow();
+      if (lines.some((line) => / crashed: /.test(line))) throw new SlicelabError('EINTERNAL', `ping in "${from}": ${lines.at(-1)}`);
+    }
+    await follow();
+    return { from, to, target, ...readPing(lines) };
   }
 
   /** The container's log, oldest line first: what its processes logged, crashes and OOM kills included. */

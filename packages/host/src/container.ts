@@ -15,7 +15,8 @@ import type { CgroupLimits } from './cgroup.js';
 import { Pressure } from './cgroup.js';
 import type { IoGroup } from './disk.js';
 import type { GuestMemory } from './memory.js';
-import { NetNamespace, Rootfs, UserNamespace } from './namespaces.js';
+import { Rootfs, UserNamespace } from './namespaces.js';
+import type { NetStack } from './net/stack.js';
 import type { CreditMode } from './scheduler/credit.js';
 import type { Runnable, SchedGroup } from './scheduler/scheduler.js';
 
@@ -23,13 +24,16 @@ export type ProcessState = 'runnable' | 'running' | 'sleeping' | 'io' | 'exited'
 
 /**
  * What a process off the run queue waits for: a sleep until a time on the host's clock, a disk request,
- * or pages the OOM killer is freeing (killed processes still on a core give them back at their report).
+ * pages the OOM killer is freeing (killed processes still on a core give them back at their report), or
+ * a socket.
  */
 export type Wait =
   /** `ret`: what the step sees on waking (a sleep call's is {ok: true}) */
   | { kind: 'sleep'; until: number; ret?: SyscallResult }
   | { kind: 'io'; op: 'read' | 'write'; bytes: number }
-  | { kind: 'memory' };
+  | { kind: 'memory' }
+  /** a receive on socket `fd` of the container's net namespace, until a time on the host's clock or for ever */
+  | { kind: 'net'; fd: number; until?: number };
 
 export interface Process extends Runnable {
   readonly gpid: number;
@@ -87,7 +91,6 @@ export class Container {
   readonly processes = new Map<number, Process>();
   readonly regions = new Map<number, Region>();
   rootfs: Rootfs;
-  readonly net = new NetNamespace();
   readonly hostname: string;
   pressure = { cpu: new Pressure(Date.now()), memory: new Pressure(Date.now()), io: new Pressure(Date.now()) };
   /** the stall counters at the last pressure tick */
@@ -116,6 +119,8 @@ export class Container {
     readonly group: SchedGroup,
     readonly io: IoGroup,
     public limits: CgroupLimits,
+    /** the net namespace: its nics, sockets and neighbours (net/stack.ts) */
+    readonly net: NetStack,
   ) {
     this.hostname = spec.hostname ?? spec.name;
     this.rootfs = Rootfs.image(this.hostname);

@@ -2,7 +2,7 @@
  * The host's virtual disk: one device with a bandwidth (bytes/s) and an IOPS limit, serving one request
  * at a time; a request takes max(bytes / bandwidth, 1 / iops). Containers share it by io.weight (WFQ on
  * service time, like the kernel's io.cost weights) and each may be capped by io.max (rbps, wbps, riops,
- * wiops: token buckets refilled continuously; a capped container waits while others use the device).
+ * wiops: a TokenBucket each, shaping.ts; a capped container waits while others use the device).
  * The device keeps its own clock: requests are served back to back in device time and complete by timer
  * in batches, so an IOPS rate above the timer's 1 ms resolution is still delivered.
  *
@@ -16,6 +16,7 @@
  * more) nor for one capped by io.max: waiting would only idle the device that others could use.
  */
 import type { DiskSpec } from '@slicelab/protocol';
+import { TokenBucket, type TokenBucketState } from './shaping.js';
 
 export type { DiskSpec };
 
@@ -46,7 +47,8 @@ interface Request {
 
 /**
  * A group as data, its times relative to now and to the device's virtual time. Its queue is not here:
- * requests belong to processes, which save what they wait on and submit it again on restore.
+ * requests belong to processes, which save what they wait on and submit it again on restore. Nor are
+ * its limits: they come from the cgroup files.
  */
 export interface IoGroupState {
   /** virtual time ahead of the device's */
@@ -55,9 +57,13 @@ export interface IoGroupState {
   sinceDoneMs: number | null;
   thinkMs: number;
   stat: IoStat;
-  tokens: { rbps: number; wbps: number; riops: number; wiops: number };
-  sinceRefillMs: number | null;
+  buckets: Record<keyof IoLimits, TokenBucketState>;
 }
+
+const ioKeys = ['rbps', 'wbps', 'riops', 'wiops'] as const;
+
+/** The bucket of a limit not set: when one is, it starts empty, refilling from its first use. */
+const emptyBucket = () => new TokenBucket(0, 0, 0);
 
 export class IoGroup {
   vtime = 0;
@@ -67,30 +73,43 @@ export class IoGroup {
   thinkMs = 0;
   readonly queue: Request[] = [];
   readonly stat: IoStat = { rbytes: 0, wbytes: 0, rios: 0, wios: 0, waitedMs: 0 };
-  limits: IoLimits = { rbps: null, wbps: null, riops: null, wiops: null };
-  private tokens = { rbps: 0, wbps: 0, riops: 0, wiops: 0 };
-  private refilledAt = 0;
+  private ioMax: IoLimits = { rbps: null, wbps: null, riops: null, wiops: null };
+  private readonly buckets: Record<keyof IoLimits, TokenBucket> = { rbps: emptyBucket(), wbps: emptyBucket(), riops: emptyBucket(), wiops: emptyBucket() };
 
   constructor(readonly id: number, public weight: number) {}
+
+  get limits(): Readonly<IoLimits> {
+    return this.ioMax;
+  }
+
+  /** io.max: each limit a bucket refilled at its rate; a limit changed keeps its tokens. */
+  set limits(limits: IoLimits) {
+    this.ioMax = { ...limits };
+    for (const key of ioKeys) {
+      const rate = limits[key];
+      const bucket = this.buckets[key];
+      // a limit lifted and set again starts empty, as one set for the first time does
+      if (rate === null) this.buckets[key] = emptyBucket();
+      else {
+        bucket.rate = rate;
+        // a burst of one second's worth, like a token bucket sized to its rate
+        bucket.burst = rate;
+      }
+    }
+  }
 
   /** When this group's next request may start under io.max (now, or later). */
   readyAt(now: number): number {
     const request = this.queue[0];
     if (!request) return Infinity;
-    this.refill(now);
-    const [bytesKey, iosKey] = request.op === 'read' ? (['rbps', 'riops'] as const) : (['wbps', 'wiops'] as const);
-    let at = now;
-    const bps = this.limits[bytesKey];
-    if (bps !== null && this.tokens[bytesKey] < Math.min(request.bytes, bps)) at = Math.max(at, now + ((Math.min(request.bytes, bps) - this.tokens[bytesKey]) / bps) * 1000);
-    const iops = this.limits[iosKey];
-    if (iops !== null && this.tokens[iosKey] < 1) at = Math.max(at, now + ((1 - this.tokens[iosKey]) / iops) * 1000);
-    return at;
+    return Math.max(now, ...this.charges(request).map(([bucket, amount]) => bucket.readyAt(now, amount)));
   }
 
   save(now: number, deviceVtime: number): IoGroupState {
     return {
       vtimeLead: this.vtime - deviceVtime, sinceDoneMs: Number.isFinite(this.lastDone) ? now - this.lastDone : null, thinkMs: this.thinkMs,
-      stat: { ...this.stat }, tokens: { ...this.tokens }, sinceRefillMs: this.refilledAt === 0 ? null : now - this.refilledAt,
+      stat: { ...this.stat },
+      buckets: { rbps: this.buckets.rbps.save(now), wbps: this.buckets.wbps.save(now), riops: this.buckets.riops.save(now), wiops: this.buckets.wiops.save(now) },
     };
   }
 
@@ -100,25 +119,20 @@ export class IoGroup {
     this.lastDone = state.sinceDoneMs === null ? -Infinity : now - state.sinceDoneMs;
     this.thinkMs = state.thinkMs;
     Object.assign(this.stat, state.stat);
-    this.tokens = { ...state.tokens };
-    this.refilledAt = state.sinceRefillMs === null ? 0 : now - state.sinceRefillMs;
+    for (const key of ioKeys) this.buckets[key].load(state.buckets[key], now);
   }
 
   take(request: Request, now: number): void {
-    this.refill(now);
-    const [bytesKey, iosKey] = request.op === 'read' ? (['rbps', 'riops'] as const) : (['wbps', 'wiops'] as const);
-    if (this.limits[bytesKey] !== null) this.tokens[bytesKey] -= request.bytes;
-    if (this.limits[iosKey] !== null) this.tokens[iosKey] -= 1;
+    for (const [bucket, amount] of this.charges(request)) bucket.take(amount, now);
   }
 
-  private refill(now: number): void {
-    const seconds = this.refilledAt === 0 ? 0 : (now - this.refilledAt) / 1000;
-    this.refilledAt = now;
-    for (const key of ['rbps', 'wbps', 'riops', 'wiops'] as const) {
-      const rate = this.limits[key];
-      // a burst of one second's worth at most, like a token bucket sized to its rate
-      if (rate !== null) this.tokens[key] = Math.min(rate, this.tokens[key] + rate * seconds);
-    }
+  /**
+   * The buckets a request draws from (those of its direction with a limit) and what it costs each. One
+   * larger than a second's worth of bytes starts from a full bucket and leaves it in debt.
+   */
+  private charges(request: Request): Array<[TokenBucket, number]> {
+    const costs = request.op === 'read' ? ([['rbps', request.bytes], ['riops', 1]] as const) : ([['wbps', request.bytes], ['wiops', 1]] as const);
+    return costs.filter(([key]) => this.ioMax[key] !== null).map(([key, amount]) => [this.buckets[key], amount]);
   }
 }
 

@@ -13,13 +13,15 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { nuid, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import {
-  Outcomes, SlicelabError, checkName, clusterSubjects, connectBus, decode, decodeImage, encode, encodeImage, errorMessage, imageFormat, loadCredential, memoryDigest, newCounters,
+  Outcomes, SlicelabError, checkName, maxNics, clusterSubjects, connectBus, decode, decodeImage, encode, encodeImage, errorMessage, imageFormat, loadCredential, memoryDigest, newCounters,
   publish, receiveBytes, request, sendBytes, serve, validate, version,
-  type BusAccess, type BusCounters, type CheckpointResult, type ClusterSubjects, type ContainerInspected, type HostInfo, type HostLoad, type HostSpec,
+  type BusAccess, type BusCounters, type CheckpointResult, type ContainerRun, type ClusterSubjects, type ContainerInspected, type HostInfo, type HostLoad, type HostSpec,
   type HostStatus, type Logger, type Receiver, type RestoreResult, type Validator,
 } from '@slicelab/protocol';
 import { pageSize } from '@slicelab/programs';
 import { HostClaim, NameClaims } from './claims.js';
+import { Leases, parseSubnet, type Lease } from './net/address.js';
+import { Fabric } from './net/fabric.js';
 import { Machine } from './machine.js';
 import { validateRecord } from './persist.js';
 
@@ -67,6 +69,10 @@ export class Host {
 
   readonly machine: Machine;
   private readonly claims: NameClaims;
+  /** frames to and from other hosts' uplinks */
+  private readonly fabric: Fabric;
+  /** the addresses of this host's nics, leased in the cluster */
+  private readonly leases: Leases;
   /** images being received, by transfer id, until restored or expired */
   private readonly images = new Map<string, { receiver: Receiver; expires: NodeJS.Timeout }>();
 
@@ -74,8 +80,11 @@ export class Host {
     const { spec, log } = options;
     this.machine = new Machine({
       host: spec.name, cores: spec.cores, memory: spec.memory, quantumMs: spec.scheduler.quantumMs, policy: spec.scheduler.policy,
-      seed: spec.scheduler.seed, creditSpeed: spec.scheduler.creditSpeed, disk: spec.disk, log,
+      seed: spec.scheduler.seed, creditSpeed: spec.scheduler.creditSpeed, disk: spec.disk, uplink: spec.uplink, log,
+      send: (to, frame) => this.fabric.send(to, frame),
     });
+    this.fabric = new Fabric(nc, options.cluster, spec.name, this.counters, (from, frames) => this.machine.network.fromFabric(from, frames));
+    this.leases = new Leases(nc, options.cluster, spec.name, parseSubnet(spec.subnet));
     this.subjects = clusterSubjects(options.cluster);
     this.claims = new NameClaims(nc, options.cluster, spec.name);
     this.info = {
@@ -127,10 +136,10 @@ export class Host {
       }, 1000),
       setInterval(() => host.sampleLoad(), loadSampleMs),
     );
-    // a host that starts has no containers: names an earlier run of it claimed are free again
-    void host.claims.releaseAll().then(
-      (released) => released > 0 && options.log.info({ released }, 'released the container names of an earlier run'),
-      (error: unknown) => options.log.warn({ err: errorMessage(error) }, 'container names cannot be claimed'),
+    // a host that starts has no containers: names and addresses an earlier run of it claimed are free again
+    void Promise.all([host.claims.releaseAll(), host.leases.releaseAll()]).then(
+      ([names, addresses]) => names + addresses > 0 && options.log.info({ names, addresses }, 'released the container names and addresses of an earlier run'),
+      (error: unknown) => options.log.warn({ err: errorMessage(error) }, 'container names and addresses cannot be claimed'),
     );
     return host;
   }
@@ -164,6 +173,7 @@ export class Host {
       receiver.cancel('the host is stopping');
     }
     await this.machine.close();
+    this.fabric.close();
     if (this.nc.isClosed()) return;
     // a goodbye on a bus that is gone would wait for ever: it gets a few seconds, then the connection is closed
     const goodbye = (async () => {
@@ -202,8 +212,7 @@ export class Host {
       answer(subjects.container(name, 'start'), validate.containerRef, (r) => this.machine.start(r.name)),
       answer(subjects.container(name, 'kill'), validate.containerRef, (r) => this.machine.kill(r.name)),
       answer(subjects.container(name, 'rm'), validate.containerRm, async (r) => {
-        this.machine.rm(r.name, r.force);
-        await this.claims.release(r.name);
+        await this.remove(r.name, r.force);
         return {};
       }),
       answer(subjects.container(name, 'inspect'), validate.containerInspect, (r) => this.inspect(r.name, r.digest)),
@@ -225,15 +234,27 @@ export class Host {
   }
 
   /** A container under a name claimed in the cluster; the claim is given back if the run fails. */
-  private async run(request: Parameters<Machine['run']>[0]) {
+  /** A container under a name claimed in the cluster, its nics' addresses leased; both are given back if the run fails. */
+  private async run(request: ContainerRun) {
     if (this.machine.has(request.name)) throw new SlicelabError('EEXIST', `a container named "${request.name}" exists on ${this.info.name}`);
     const revision = await this.claims.claim(request.name);
+    const leases: Lease[] = [];
     try {
-      return this.machine.run({ ...request, uidSlot: revision });
+      for (let i = 0; i < (request.nics ?? 1); i++) leases.push(await this.leases.lease(request.name, `eth${i}`, revision * maxNics + i));
+      return this.machine.run({ ...request, uidSlot: revision, nics: leases });
     } catch (error) {
+      await Promise.all(leases.map((lease) => this.leases.release(lease.ip)));
       await this.claims.release(request.name);
       throw error;
     }
+  }
+
+  /** Takes a container off the host and gives back its name and addresses. */
+  private async remove(name: string, force: boolean): Promise<void> {
+    const addresses = this.machine.inspect(name).nics.map((nic) => nic.ip);
+    this.machine.rm(name, force);
+    await Promise.all(addresses.map((ip) => this.leases.release(ip)));
+    await this.claims.release(name);
   }
 
   private inspect(name: string, digest: boolean): ContainerInspected {
@@ -268,10 +289,7 @@ export class Host {
       this.machine.thaw(name);
       throw error;
     }
-    if (!leaveRunning) {
-      this.machine.rm(name, true);
-      await this.claims.release(name);
-    }
+    if (!leaveRunning) await this.remove(name, true);
     this.options.log.info({ container: name, pages: pages.pageNumbers.length, bytes: image.length, frozenMs, leaveRunning }, 'container checkpointed');
     return {
       name, host: this.info.name, pages: pages.pageNumbers.length, imageBytes: image.length, touchedBytes: pages.pages.length,
@@ -316,11 +334,17 @@ export class Host {
     const name = newName ?? record.name;
     checkName('container name', name);
     if (this.machine.has(name)) throw new SlicelabError('EEXIST', `a container named "${name}" exists on ${this.info.name}`);
-    await this.claims.claim(name);
+    const revision = await this.claims.claim(name);
+    const leases: Lease[] = [];
     let info;
     try {
-      info = this.machine.restore(record, image, name, image.header.digest);
+      // the same container keeps its addresses (a name and addresses free again after its checkpoint); a copy gets its own
+      for (const [i, nic] of record.net.nics.entries()) {
+        leases.push(name === record.name ? await this.leases.claim(nic.ip, name, nic.name) : await this.leases.lease(name, nic.name, revision * maxNics + i));
+      }
+      info = this.machine.restore(record, image, name, image.header.digest, leases);
     } catch (error) {
+      await Promise.all(leases.map((lease) => this.leases.release(lease.ip)));
       await this.claims.release(name);
       throw error;
     }

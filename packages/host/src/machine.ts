@@ -12,7 +12,7 @@
  *   Disk: the virtual disk (disk.ts)
  *   persist.ts: the container record every part saves into and restores from
  */
-import { SlicelabError, addressSpaceDigest, type ContainerInfo, type DiskSpec, type Logger, type ProcessInfo } from '@slicelab/protocol';
+import { SlicelabError, addressSpaceDigest, type ContainerInfo, type DiskSpec, type Logger, type ProcessInfo, type Uplink } from '@slicelab/protocol';
 import { getProgram, pageSize, programNames, type ProgramArgs } from '@slicelab/programs';
 import { cpuWeightRead, defaultLimits, readCgroupFile, writeCgroupFile, cgroupFiles, Pressure, type CgroupCounters, type CgroupLimits } from './cgroup.js';
 import { Container, exitCodes, type ContainerSpec, type CreditSetting, type Process } from './container.js';
@@ -28,7 +28,10 @@ import { Bandwidth } from './scheduler/bandwidth.js';
 import { CreditAccount, t2Sizes } from './scheduler/credit.js';
 import { policyNames, type PolicyName } from './scheduler/policy.js';
 import { SchedGroup, Scheduler, type Runnable, type TraceEvent } from './scheduler/scheduler.js';
-import { carryOut, forkAllowed, type SyscallContext } from './syscalls.js';
+import { carryOut, forkAllowed, receive, type SyscallContext } from './syscalls.js';
+import { HostNetwork } from './net/network.js';
+import { defaultUplink } from './net/uplink.js';
+import type { Lease } from './net/address.js';
 
 export interface MachineOptions {
   /** the host's name, reported with its containers */
@@ -42,6 +45,10 @@ export interface MachineOptions {
   /** how much faster than real time the T2 credit clock runs */
   creditSpeed: number;
   disk: DiskSpec;
+  /** the host's emulated NIC (default 1gbit, no delay or loss) */
+  uplink?: Uplink;
+  /** hands a frame leaving the uplink to the fabric, for host `to` (or every host) */
+  send?: (to: string, frame: Uint8Array) => void;
   log?: Logger;
 }
 
@@ -53,6 +60,8 @@ export interface RunSpec extends ContainerSpec {
    * outside uids is chosen; without it, the host's own count
    */
   uidSlot?: number;
+  /** the nics of its net namespace, addresses leased by the host: eth0, eth1, … */
+  nics?: Lease[];
 }
 
 /** A container written down: the record and its touched pages. */
@@ -93,6 +102,8 @@ export class Machine {
   private readonly containers = new Map<string, Container>();
   private nextContainer = 1;
   private readonly timers: NodeJS.Timeout[] = [];
+  /** the bridge, the uplink and the containers' net namespaces */
+  readonly network: HostNetwork;
 
   constructor(readonly options: MachineOptions) {
     this.cores = Array.from({ length: options.cores }, (_, i) => new Core(i));
@@ -105,6 +116,7 @@ export class Machine {
     this.processes = new Processes(this.scheduler, this.disk, options.seed, options.log);
     this.oom = new OomKiller(this.processes, () => this.containers.values(), options.log);
     this.syscalls = { processes: this.processes, oom: this.oom, hostMemory: this.hostMemory };
+    this.network = new HostNetwork(clock, options.uplink ?? defaultUplink, options.seed, (to, frame) => options.send?.(to, frame));
     this.timers.push(setInterval(() => this.sample(), 1000), setInterval(() => this.tickPressure(), 2000));
   }
 
@@ -144,10 +156,11 @@ export class Machine {
     const slot = (spec.uidSlot ?? id) % uidSlots;
     const userns = new UserNamespace([{ inside: 0, outside: 100_000 + 65_536 * slot, length: 65_536 }]);
     const memory = GuestMemory.create(this.options.memory, this.hostMemory);
-    const container = new Container(id, { name: spec.name, program: program.name, args: spec.args, hostname: spec.hostname }, userns, memory,
-      new SchedGroup(id, limits.cpuWeight), new IoGroup(id, limits.ioWeight), limits);
+    const container: Container = new Container(id, { name: spec.name, program: program.name, args: spec.args, hostname: spec.hostname }, userns, memory,
+      new SchedGroup(id, limits.cpuWeight), new IoGroup(id, limits.ioWeight), limits, this.netns(spec.name, () => container));
     container.credit = credit;
     this.admit(container);
+    (spec.nics ?? []).forEach((lease, i) => this.network.attach(container.net, `eth${i}`, lease.ip, lease.mac));
     this.processes.start(container, program.name, spec.args, 0, initialRegs);
     this.options.log?.info({ container: spec.name, program: program.name }, 'container started');
     return this.info(container);
@@ -299,7 +312,7 @@ export class Machine {
    * its clock (the time namespace), which continues from its value at the checkpoint. All or nothing: any
    * problem leaves this host as it was.
    */
-  restore(record: ContainerRecord, pageSet: PageSet, name = record.name, digest?: string): ContainerInfo {
+  restore(record: ContainerRecord, pageSet: PageSet, name = record.name, digest?: string, nics: Lease[] = []): ContainerInfo {
     if (this.containers.has(name)) throw new SlicelabError('EEXIST', `a container named "${name}" exists on this host`);
     for (const p of record.processes) this.program(p.program);
     const words = Math.ceil(Math.ceil(record.memory.size / pageSize) / 32) * 4;
@@ -319,7 +332,9 @@ export class Machine {
     let gpids: Map<number, number>;
     try {
       const spec = { ...record.spec, name, hostname: record.hostname };
-      container = new Container(id, spec, new UserNamespace(record.uidMap), memory, new SchedGroup(id, limits.cpuWeight), new IoGroup(id, limits.ioWeight), limits);
+      const made: Container = new Container(id, spec, new UserNamespace(record.uidMap), memory, new SchedGroup(id, limits.cpuWeight), new IoGroup(id, limits.ioWeight), limits,
+        this.netns(name, () => made));
+      container = made;
       container.rootfs = Rootfs.restore(record.rootfs);
       container.createdAt = record.createdAt;
       container.nextPid = record.nextPid;
@@ -339,6 +354,7 @@ export class Machine {
       if (record.baseline) group.baseline = Bandwidth.restore(record.baseline, now);
       if (record.credit.account) group.credit = CreditAccount.restore(record.credit.account, now);
       container.io.load(record.io, now, this.disk.vtime);
+      container.net.load(record.net, now);
       // host pids are this host's: each process gets a new one, and its regions follow it
       gpids = new Map(record.processes.map((p) => [p.pid, this.processes.newGpid()]));
       if (gpids.size !== record.processes.length) throw new SlicelabError('EINVAL', 'container record: two processes have one pid');
@@ -352,6 +368,12 @@ export class Machine {
       // the memory as restored, read before any process runs, must be the image's byte for byte
       if (digest !== undefined && digestOf(memory).digest !== digest) throw new SlicelabError('EINVAL', `restored memory of "${name}" does not match the image's digest`);
       this.admit(container);
+      // the nics come back with the addresses the host leased, their counters with them when it is the same one
+      nics.forEach((lease, i) => {
+        const nic = this.network.attach(container!.net, `eth${i}`, lease.ip, lease.mac);
+        const saved = record.net.nics[i];
+        if (saved?.ip === lease.ip) Object.assign(nic.counters, saved.counters);
+      });
     } catch (error) {
       if (container && this.containers.get(name) === container) this.evict(container);
       else memory.releaseHost();
@@ -367,10 +389,11 @@ export class Machine {
     for (const container of this.containers.values()) if (container.state === 'running') this.processes.end(container, exitCodes.sigkill, 'host stopping');
     this.scheduler.close();
     this.disk.close();
+    this.network.close();
     await Promise.all(this.cores.map((core) => core.close()));
   }
 
-  /** Puts the restored processes back where they were: on the run queue, asleep for what was left, or on the disk. */
+  /** Puts the restored processes back where they were: on the run queue, asleep for what was left, on the disk or on a socket. */
   private revive(container: Container, record: ContainerRecord, gpids: Map<number, number>, now: number): void {
     for (const saved of record.processes) {
       const ret = saved.ret ?? undefined;
@@ -383,8 +406,21 @@ export class Machine {
       const wait = saved.wait;
       if (wait?.kind === 'sleep') this.processes.wait(process, { kind: 'sleep', until: now + wait.remainingMs, ret: wait.ret ?? undefined });
       else if (wait?.kind === 'io') this.processes.wait(process, { kind: 'io', op: wait.op, bytes: wait.bytes });
+      else if (wait?.kind === 'net') {
+        this.processes.wait(process, { kind: 'net', fd: wait.fd, until: wait.remainingMs === null ? undefined : now + wait.remainingMs });
+        // what its socket held at the checkpoint is there to take at once
+        this.processes.netReadable(container, wait.fd, () => receive(container.net, wait.fd));
+      }
       else this.processes.ready(process, ret);
     }
+  }
+
+  /** A net namespace for container `name`: a socket with something to receive wakes the processes waiting on it. */
+  private netns(name: string, container: () => Container) {
+    return this.network.stack(name, (fd) => {
+      const owner = container();
+      this.processes.netReadable(owner, fd, () => receive(owner.net, fd));
+    });
   }
 
   /** Makes a container part of the host: its memory on every core, its groups in the scheduler and the disk, its limits applied. */
@@ -398,6 +434,7 @@ export class Machine {
 
   /** Takes an ended container off the host and gives its memory back. */
   private evict(container: Container): void {
+    this.network.detach(container.net);
     this.scheduler.remove(container.group);
     this.disk.remove(container.io);
     this.containers.delete(container.name);
@@ -598,6 +635,7 @@ export class Machine {
       cpuUsageMs: container.group.usageMs, cpuPercent: container.sample?.percent ?? 0,
       memoryCurrent: container.memory.currentBytes, memoryMax: container.limits.memoryMax,
       pids: live.length, pidsMax: container.limits.pidsMax, uidMap: container.userns.toString(),
+      nics: container.net.nics.map((nic) => ({ name: nic.name, ip: nic.ip, mac: nic.mac })),
       processes: live.map((p) => this.processInfo(p)),
     };
   }

@@ -5,7 +5,6 @@
  *   user  a uid_map "inside outside length": root inside is an unprivileged uid outside; ids with no
  *         mapping show as the overflow id 65534
  *   mnt   its own root filesystem, an in-memory tree; nothing outside it is reachable
- *   net   the object the container's nics attach to
  */
 import { SlicelabError } from '@slicelab/protocol';
 
@@ -204,9 +203,4 @@ export class Rootfs {
 /** Text as UTF-8; bytes copied, so that the caller cannot change a file afterwards. */
 function bytesOf(data: string | Uint8Array): Uint8Array {
   return typeof data === 'string' ? new TextEncoder().encode(data) : data.slice();
-}
-
-/** The network namespace: the container's own nics (attached by the network layer). */
-export class NetNamespace {
-  readonly nics: Array<{ name: string; mac: string; ip: string }> = [];
 }

@@ -14,16 +14,20 @@ import { validator } from '@slicelab/protocol';
 import type { Container, Process } from './container.js';
 import type { MemoryState } from './memory.js';
 
-export const recordFormat = 1;
+export const recordFormat = 2;
 
 const Num = Type.Number();
 const Int = Type.Integer({ minimum: 0 });
 const NullableNum = Type.Union([Type.Number(), Type.Null()]);
 const Bytes = Type.Uint8Array();
+const Endpoint = Type.Object({ ip: Type.String(), port: Int });
 const Ret = Type.Union([
   Type.Undefined(),
   Type.Null(),
-  Type.Object({ ok: Type.Literal(true), value: Type.Optional(Num), data: Type.Optional(Type.String()) }),
+  Type.Object({
+    ok: Type.Literal(true), value: Type.Optional(Num), data: Type.Optional(Type.String()), bytes: Type.Optional(Type.Uint8Array()),
+    from: Type.Optional(Endpoint), seq: Type.Optional(Int), ttl: Type.Optional(Int),
+  }),
   Type.Object({ ok: Type.Literal(false), errno: Type.String() }),
 ]);
 const Args = Type.Record(Type.String(), Type.Union([Type.String(), Num]));
@@ -45,6 +49,8 @@ const ProcessRecord = Type.Object({
     Type.Null(),
     Type.Object({ kind: Type.Literal('sleep'), remainingMs: Num, ret: Ret }),
     Type.Object({ kind: Type.Literal('io'), op: Type.Union([Type.Literal('read'), Type.Literal('write')]), bytes: Int }),
+    /** a receive on a socket, with the time it had left (null: for ever) */
+    Type.Object({ kind: Type.Literal('net'), fd: Int, remainingMs: NullableNum }),
   ]),
 });
 export type ProcessRecord = Static<typeof ProcessRecord>;
@@ -62,7 +68,26 @@ const StallPair = Type.Object({ some: Num, full: Num });
 const PressureState = Type.Object({
   total: StallPair, averaged: StallPair, avg: Type.Object({ some: Type.Array(Num), full: Type.Array(Num) }), sinceUpdateMs: Num, untilUpdateMs: Num,
 });
+const TokenBucketState = Type.Object({ tokens: Num, sinceRefillMs: NullableNum });
 const IoMax = Type.Object({ rbps: NullableNum, wbps: NullableNum, riops: NullableNum, wiops: NullableNum });
+
+const NicCounters = Type.Object({ rxBytes: Int, rxPackets: Int, txBytes: Int, txPackets: Int, rxDropped: Int, txDropped: Int });
+const Datagram = Type.Object({ from: Endpoint, bytes: Bytes, seq: Type.Optional(Int), ttl: Type.Optional(Int) });
+const Ipv4Packet = Type.Object({ src: Type.String(), dst: Type.String(), protocol: Int, ttl: Int, id: Int, dontFragment: Type.Boolean(), payload: Bytes });
+const NetRecord = Type.Object({
+  nics: Type.Array(Type.Object({ name: Type.String(), ip: Type.String(), mac: Type.String(), counters: NicCounters }), { maxItems: 8 }),
+  sockets: Type.Array(Type.Object({
+    fd: Int, kind: Type.Union([Type.Literal('dgram'), Type.Literal('icmp')]), port: Type.Integer({ minimum: 0, maximum: 65535 }), queue: Type.Array(Datagram),
+    error: Type.Union([Type.String(), Type.Null()]),
+  })),
+  arp: Type.Object({
+    entries: Type.Array(Type.Object({ ip: Type.String(), mac: Type.String(), ageMs: Num })),
+    pending: Type.Array(Type.Object({ ip: Type.String(), queue: Type.Array(Ipv4Packet), sent: Int, inMs: Num })),
+  }),
+  nextFd: Int,
+  nextEphemeral: Int,
+  ipId: Int,
+});
 
 const ContainerRecord = Type.Object({
   format: Type.Literal(recordFormat),
@@ -100,8 +125,7 @@ const ContainerRecord = Type.Object({
   io: Type.Object({
     vtimeLead: Num, sinceDoneMs: NullableNum, thinkMs: Num,
     stat: Type.Object({ rbytes: Num, wbytes: Num, rios: Num, wios: Num, waitedMs: Num }),
-    tokens: Type.Object({ rbps: Num, wbps: Num, riops: Num, wiops: Num }),
-    sinceRefillMs: NullableNum,
+    buckets: Type.Object({ rbps: TokenBucketState, wbps: TokenBucketState, riops: TokenBucketState, wiops: TokenBucketState }),
   }),
   memory: Type.Object({ size: Type.Integer({ minimum: 4096, multipleOf: 4096 }), peakPages: Int, eventsMax: Int, pidsEvents: Int, dirty: Bytes, present: Bytes }),
   regions: Type.Array(Type.Object({ addr: Int, bytes: Int, ownerPid: Type.Integer({ minimum: 1 }) })),
@@ -116,6 +140,7 @@ const ContainerRecord = Type.Object({
       Type.Object({ kind: Type.Literal('file'), data: Bytes }),
     ])])),
   }),
+  net: NetRecord,
   logs: Type.Array(Type.String()),
 });
 export type ContainerRecord = Static<typeof ContainerRecord> & { memory: MemoryState };
@@ -139,6 +164,7 @@ function saveProcess(process: Process, now: number): ProcessRecord {
   let saved: ProcessRecord['wait'] = null;
   if (wait?.kind === 'sleep') saved = { kind: 'sleep', remainingMs: Math.max(0, wait.until - now), ret: wait.ret };
   else if (wait?.kind === 'io') saved = { kind: 'io', op: wait.op, bytes: wait.bytes };
+  else if (wait?.kind === 'net') saved = { kind: 'net', fd: wait.fd, remainingMs: wait.until === undefined ? null : Math.max(0, wait.until - now) };
   // waiting for an OOM victim's pages is waiting to run: the step tries again on the other side
   const state = process.state === 'running' || wait?.kind === 'memory' ? 'runnable' : process.state;
   if (state === 'exited') throw new RangeError(`process ${process.pid} has exited`);
@@ -181,6 +207,7 @@ export function saveContainer(container: Container, at: SaveClock): ContainerRec
     lastStalls: { ...container.lastStalls },
     processes: container.live().map((p) => saveProcess(p, at.now)),
     rootfs: container.rootfs.save(),
+    net: container.net.save(at.now),
     logs: [...container.logs],
   };
 }

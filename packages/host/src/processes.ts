@@ -73,6 +73,24 @@ export class Processes {
         // woken by the OOM killer once the pages it freed are back
         process.state = 'sleeping';
         return;
+      case 'net':
+        // woken by the socket (netReadable), or by the time running out
+        process.state = 'sleeping';
+        if (wait.until !== undefined) process.timer = setTimeout(() => this.ready(process, { ok: false, errno: 'EAGAIN' }), Math.max(0, wait.until - clock()));
+        return;
+    }
+  }
+
+  /**
+   * Socket `fd` of `container` has something: the processes waiting on it take it in turn (`take` gives
+   * what one receive gets, or undefined once nothing is left).
+   */
+  netReadable(container: Container, fd: number, take: () => SyscallResult | undefined): void {
+    for (const process of container.live()) {
+      if (process.wait?.kind !== 'net' || process.wait.fd !== fd) continue;
+      const result = take();
+      if (!result) return;
+      this.ready(process, result);
     }
   }
 

@@ -6,6 +6,7 @@
  *   memory   alloc (a reservation, as mmap's: pages cost only when touched), free, faults (OOM)
  *   disk     io: the process waits for its request on the host's virtual disk
  *   mnt      fs: the container's own root filesystem
+ *   net      socket, bind, sendto, recvfrom, close: the container's net namespace (net/stack.ts)
  */
 import { SlicelabError } from '@slicelab/protocol';
 import { getProgram, pageSize, type FsOp, type Syscall, type SyscallResult } from '@slicelab/programs';
@@ -13,6 +14,7 @@ import { exitCodes, type Container, type Process } from './container.js';
 import type { Outcome } from './core-protocol.js';
 import type { HostMemory } from './memory.js';
 import type { OomKiller } from './oom.js';
+import type { NetStack } from './net/stack.js';
 import type { Processes } from './processes.js';
 
 export interface SyscallContext {
@@ -47,6 +49,12 @@ export function carryOut(ctx: SyscallContext, process: Process, outcome: Outcome
       return ctx.processes.wait(process, { kind: 'io', op: outcome.op, bytes: Math.max(0, outcome.bytes) });
     case 'fs':
       return ctx.processes.ready(process, fsCall(process.container, outcome.op, outcome.path, outcome.data ?? ''));
+    case 'socket':
+    case 'bind':
+    case 'sendto':
+    case 'recvfrom':
+    case 'close':
+      return netCall(ctx, process, outcome);
     case 'crash':
       process.container.log(`[${process.pid}] ${process.program} crashed: ${outcome.message}`);
       process.killedBy = `crash: ${outcome.message}`;
@@ -132,6 +140,55 @@ function fsCall(container: Container, op: FsOp, path: string, data: string): Sys
       default:
         return { ok: false, errno: 'EINVAL' };
     }
+  } catch (error) {
+    if (error instanceof SlicelabError) return { ok: false, errno: error.code };
+    throw error;
+  }
+}
+
+/** the largest datagram payload: 1500 bytes of IP, less its header and UDP's */
+const maxDatagram = 1472;
+
+/**
+ * Socket calls on the container's net namespace, with the kernel's errnos. A receive with nothing queued
+ * leaves the core: the process waits on the socket (woken by `Processes.netReadable`) or until its timeout.
+ */
+function netCall(ctx: SyscallContext, process: Process, call: Extract<Syscall, { sys: 'socket' | 'bind' | 'sendto' | 'recvfrom' | 'close' }>): void {
+  const stack = process.container.net;
+  const done = (result: SyscallResult) => ctx.processes.ready(process, result);
+  try {
+    switch (call.sys) {
+      case 'socket':
+        return done({ ok: true, value: stack.socket(call.kind) });
+      case 'bind':
+        stack.bind(call.fd, call.port);
+        return done({ ok: true });
+      case 'sendto': {
+        const data = call.data ?? new Uint8Array(Math.max(0, Math.min(call.bytes ?? 0, 65_535))).fill(0x61);
+        if (data.length > maxDatagram) return done({ ok: false, errno: 'EMSGSIZE' });
+        return done({ ok: true, value: stack.sendTo(call.fd, { ip: call.ip, port: call.port }, data, call.seq) });
+      }
+      case 'recvfrom': {
+        const got = receive(stack, call.fd);
+        if (got) return done(got);
+        const until = call.timeoutMs === undefined ? undefined : clock() + Math.max(0, call.timeoutMs);
+        return ctx.processes.wait(process, { kind: 'net', fd: call.fd, until });
+      }
+      case 'close':
+        stack.close(call.fd);
+        return done({ ok: true });
+    }
+  } catch (error) {
+    if (error instanceof SlicelabError) return done({ ok: false, errno: error.code });
+    throw error;
+  }
+}
+
+/** One receive on `fd`: a datagram, a pending error, or undefined when it would block. */
+export function receive(stack: NetStack, fd: number): SyscallResult | undefined {
+  try {
+    const datagram = stack.recv(fd);
+    return datagram && { ok: true, value: datagram.bytes.length, bytes: datagram.bytes, from: datagram.from, seq: datagram.seq, ttl: datagram.ttl };
   } catch (error) {
     if (error instanceof SlicelabError) return { ok: false, errno: error.code };
     throw error;

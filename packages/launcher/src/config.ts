@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
-import { ConfigError, errorMessage, parseDuration, parseRate, parseSize, namePattern, nameRule, defaultDisk, defaultScheduler, maxCores, type DiskSpec, type HostSpec, type SchedulerSpec, type Uplink } from '@slicelab/protocol';
+import { ConfigError, errorMessage, parseDuration, parseRate, parseSize, namePattern, nameRule, defaultDisk, defaultScheduler, defaultSubnet, maxCores, type DiskSpec, type HostSpec, type SchedulerSpec, type Uplink } from '@slicelab/protocol';
 
 /** A value in units, checked by the one units parser; only sizes may be bare numbers (bytes). */
 function units<T>(parser: (text: string | number) => T, bareNumber: boolean) {
@@ -102,15 +102,22 @@ const host = z.strictObject({
   uplink: uplink.optional().describe(`the host's emulated physical NIC, default "${defaultUplink}"`),
   scheduler: scheduler.optional().describe('CPU scheduler of the host'),
   disk: disk.optional().describe('the host\'s virtual disk'),
-}).transform((value): HostSpec => ({
+}).transform((value): Omit<HostSpec, 'subnet'> => ({
   ...value, uplink: value.uplink ?? uplink.parse(defaultUplink), scheduler: value.scheduler ?? { ...defaultScheduler }, disk: value.disk ?? { ...defaultDisk },
 }));
+
+const network = z
+  .strictObject({
+    subnet: z.string().regex(/^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\/([89]|[12]\d|30)$/, { error: 'must be an IPv4 network with a prefix of 8 to 30 bits, e.g. "10.0.0.0/16"' }).optional()
+      .describe(`the subnet every nic leases its address from, default "${defaultSubnet}"`),
+  });
 
 export const clusterConfigSchema = z
   .strictObject({
     $schema: z.string().optional(),
     name: name.describe('cluster name; its run folder is .slicelab/<name>/'),
     nats: nats.optional().describe('the bus: existing NATS servers to join, or where the embedded nats-server listens'),
+    network: network.optional().describe('the cluster\'s virtual network'),
     hosts: z.array(host).min(1, { error: 'must name at least one host' }),
   })
   .superRefine((config, ctx) => {
@@ -148,7 +155,8 @@ export function parseConfig(raw: unknown, file: string, dir: string): ClusterCon
     const issue = mostSpecific(result.error.issues[0]!);
     throw new ConfigError(file, formatPath(issue.path), describeIssue(issue, raw));
   }
-  return { ...result.data, nats: resolveFiles(result.data.nats, dir), file, dir };
+  const subnet = result.data.network?.subnet ?? defaultSubnet;
+  return { ...result.data, hosts: result.data.hosts.map((h) => ({ ...h, subnet })), nats: resolveFiles(result.data.nats, dir), file, dir };
 }
 
 /** Credential and TLS files are relative to the config file's folder. */

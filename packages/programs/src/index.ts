@@ -12,6 +12,7 @@ import { heartbeat } from './heartbeat.js';
 import { ioStress } from './io-stress.js';
 import { lu } from './lu.js';
 import { memWriter } from './mem-writer.js';
+import { ping } from './ping.js';
 import { sleeper } from './sleeper.js';
 
 export * from './program.js';
@@ -25,9 +26,10 @@ export { heartbeat } from './heartbeat.js';
 export { ioStress } from './io-stress.js';
 export { lu, luEliminate, luFillBudget, luFillRows, luReference, luResidual, luStepBudget } from './lu.js';
 export { memWriter, pagesPerStep } from './mem-writer.js';
+export { ping, rttText } from './ping.js';
 export { sleeper } from './sleeper.js';
 
-const all: readonly Program[] = [cpuBurn, memWriter, ioStress, forkBomb, sleeper, lu, heartbeat, forkExit, crasher, fs];
+const all: readonly Program[] = [cpuBurn, memWriter, ioStress, forkBomb, sleeper, lu, heartbeat, forkExit, crasher, fs, ping];
 
 export const programs: ReadonlyMap<string, Program> = new Map(all.map((program) => [program.name, program]));
 

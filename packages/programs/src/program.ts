@@ -71,12 +71,35 @@ export type Syscall =
    * the container's own root filesystem (mount namespace): read gives ret.data, list the names in a
    * directory, one per line; errno ENOENT, EEXIST, EISDIR, ENOTDIR, ENOTEMPTY, ENOSPC
    */
-  | { sys: 'fs'; op: FsOp; path: string; data?: string };
+  | { sys: 'fs'; op: FsOp; path: string; data?: string }
+  /**
+   * a socket in the container's net namespace, shared by its processes: ret.value is its descriptor.
+   * `dgram` is UDP; `icmp` is a ping socket (Linux's ICMP datagram socket: the stack writes the echo header)
+   */
+  | { sys: 'socket'; kind: SocketKind }
+  /** a local port (0: any free one); errno EADDRINUSE, EINVAL, EBADF */
+  | { sys: 'bind'; fd: number; port: number }
+  /**
+   * one datagram to ip:port (`port` 0 on a ping socket); `data`, or `bytes` of a pattern when no data is
+   * given; `seq`: the echo's sequence number on a ping socket. ret.value is the bytes sent
+   */
+  | { sys: 'sendto'; fd: number; ip: string; port: number; data?: Uint8Array; bytes?: number; seq?: number }
+  /**
+   * waits for one datagram, at most `timeoutMs` (absent: for ever): ret.bytes, ret.from, and on a ping
+   * socket ret.seq and ret.ttl; errno EAGAIN when the time ran out, EHOSTUNREACH when an earlier send
+   * found no host
+   */
+  | { sys: 'recvfrom'; fd: number; timeoutMs?: number }
+  | { sys: 'close'; fd: number };
+
+export type SocketKind = 'dgram' | 'icmp';
 
 export const fsOps = ['list', 'read', 'write', 'append', 'mkdir', 'remove'] as const;
 export type FsOp = (typeof fsOps)[number];
 
-export type SyscallResult = { ok: true; value?: number; data?: string } | { ok: false; errno: string };
+export type SyscallResult =
+  | { ok: true; value?: number; data?: string; bytes?: Uint8Array; from?: { ip: string; port: number }; seq?: number; ttl?: number }
+  | { ok: false; errno: string };
 
 /** undefined: keep going (the core runs the next step while the quantum lasts) */
 export type StepResult = Syscall | undefined;

@@ -7,6 +7,7 @@
  *     cluster, chooses the container's uid range
  *   host names (`hostsBucket`): host → the instance (one process) that is that host; renewed with every
  *     heartbeat and expiring `hostClaimTtlMs` after the last renewal, so a host that died frees its name
+ *   addresses (`leasesBucket`): IPv4 address → the nic that holds it (its container and host)
  *
  * A bucket is opened (or made) on first use, so a process on a bus without JetStream still starts; what
  * needs the bucket then fails with one line saying why.
@@ -20,6 +21,9 @@ import { clusterSubjects } from './subjects.js';
 export interface Holder {
   host: string;
   at: number;
+  /** for leases: the container and nic that hold the address */
+  container?: string;
+  nic?: string;
   /** for host claims: the process that is the host */
   instance?: string;
   pid?: number;
@@ -113,6 +117,10 @@ function parse(value: Uint8Array): Holder | undefined {
 /** The cluster's two claim buckets, opened the same way by every process that uses them. */
 export function nameClaims(nc: NatsConnection, cluster: string): ClaimBucket {
   return new ClaimBucket(nc, clusterSubjects(cluster).namesBucket);
+}
+
+export function leaseClaims(nc: NatsConnection, cluster: string): ClaimBucket {
+  return new ClaimBucket(nc, clusterSubjects(cluster).leasesBucket);
 }
 
 export function hostClaims(nc: NatsConnection, cluster: string): ClaimBucket {

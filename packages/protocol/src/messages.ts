@@ -49,6 +49,12 @@ export const defaultDisk: DiskSpec = { bandwidth: 200e6, iops: 5000 };
  */
 export const maxCores = 256;
 
+/** the most nics one container may have */
+export const maxNics = 8;
+
+/** The cluster's subnet, from which every nic's address is leased. */
+export const defaultSubnet = '10.0.0.0/16';
+
 /** What a host is: the resolved form of one `hosts[]` entry of the cluster config. */
 export const HostSpec = Type.Object({
   name: Name,
@@ -57,6 +63,8 @@ export const HostSpec = Type.Object({
   uplink: Uplink,
   scheduler: SchedulerSpec,
   disk: DiskSpec,
+  /** the cluster's subnet (the same for every host): nics lease their addresses from it */
+  subnet: Type.String({ pattern: '^\\d+\\.\\d+\\.\\d+\\.\\d+/\\d+$' }),
 });
 export type HostSpec = Static<typeof HostSpec>;
 
@@ -143,8 +151,14 @@ export const ContainerRun = Type.Object({
   /** cgroup files written before the first process starts */
   cgroup: CgroupValues,
   hostname: Type.Optional(Name),
+  /** nics in its net namespace (eth0, eth1, …), each with an address leased from the cluster's subnet; default 1 */
+  nics: Type.Optional(Type.Integer({ minimum: 0, maximum: maxNics })),
 });
 export type ContainerRun = Static<typeof ContainerRun>;
+
+/** A nic as `ip addr` shows it: its name in the namespace, address and MAC. */
+export const NicInfo = Type.Object({ name: Text, ip: Text, mac: Text });
+export type NicInfo = Static<typeof NicInfo>;
 
 export const ContainerRef = Type.Object({ name: Name });
 export type ContainerRef = Static<typeof ContainerRef>;
@@ -186,6 +200,7 @@ export const ContainerInfo = Type.Object({
   pids: Count,
   pidsMax: Type.Union([Count, Type.Null()]),
   uidMap: Text,
+  nics: Type.Array(NicInfo),
   processes: Type.Array(ProcessInfo),
 });
 export type ContainerInfo = Static<typeof ContainerInfo>;

@@ -3,8 +3,9 @@
  * credentials carry, which nats-server enforces. A subject is born with its permission here.
  *
  *   host h:    answers only `host.<h>.…` and discovery; says only `from.<h>.…`; sends image chunks to
- *              other hosts' transfer subjects and to requesters' inboxes; its own host claim and the
- *              container names in JetStream
+ *              other hosts' transfer subjects and to requesters' inboxes; sends frames only as itself
+ *              (`frames.<h>.*`) and hears those for it and broadcasts; its own host claim, the container
+ *              names and the address leases in JetStream
  *   launcher:  the registry: hears `from.*.…`, answers `hosts.list`, publishes host events, reads host claims
  *   admin:     every request to every host, the registry, events and heartbeats, benchmarks' own subjects,
  *              and JetStream
@@ -44,11 +45,11 @@ export function permissionsFor(cluster: string, who: Identity): Permissions {
       return {
         pub: {
           allow: [
-            s.fromAll(who.host), s.imageTransfer('*', '*'), `_INBOX.${cluster}.>`, '$JS.API.INFO',
-            ...bucketUse(s.namesBucket), ...bucketUse(s.hostsBucket, who.host),
+            s.fromAll(who.host), s.imageTransfer('*', '*'), s.frames(who.host, '*'), `_INBOX.${cluster}.>`, '$JS.API.INFO',
+            ...bucketUse(s.namesBucket), ...bucketUse(s.hostsBucket, who.host), ...bucketUse(s.leasesBucket),
           ],
         },
-        sub: { allow: [s.hostAll(who.host), s.discover, inbox] },
+        sub: { allow: [s.hostAll(who.host), s.discover, s.frames('*', who.host), s.broadcast('*'), inbox] },
         resp,
       };
     case 'launcher':
@@ -59,7 +60,7 @@ export function permissionsFor(cluster: string, who: Identity): Permissions {
       };
     case 'admin':
       return {
-        pub: { allow: [s.hostAll('*'), s.list, s.discover, s.bench('>'), '$JS.API.>', `$KV.${s.namesBucket}.>`, `$KV.${s.hostsBucket}.>`] },
+        pub: { allow: [s.hostAll('*'), s.list, s.discover, s.bench('>'), '$JS.API.>', `$KV.${s.namesBucket}.>`, `$KV.${s.hostsBucket}.>`, `$KV.${s.leasesBucket}.>`] },
         sub: { allow: [s.hostEvents, s.anyHeartbeat, s.bench('>'), inbox] },
         resp,
       };

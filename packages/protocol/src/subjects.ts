@@ -22,10 +22,12 @@
  *   slicelab.<cluster>.hosts.discover          request, every host answers with HostStatus (no launcher needed)
  *   slicelab.<cluster>.events.host             fire-and-forget HostEvent: joined, left, lost (launcher publishes)
  *   slicelab.<cluster>.bench.<what>            a benchmark's own traffic (the plain publisher beside a transfer)
+ *   slicelab.<cluster>.frames.<from>.<to>      Ethernet frames from host <from>'s uplink to host <to>'s (the fabric);
+ *                                              <to> is `_all` for broadcast (no host name starts with `_`)
  *   _INBOX.<cluster>.<identity>.…              replies to one identity's requests (inboxPrefix)
  *
  * JetStream key-value buckets: `slicelab_<cluster>_names` (container name → host), `slicelab_<cluster>_hosts`
- * (host name → the instance that holds it).
+ * (host name → the instance that holds it), `slicelab_<cluster>_leases` (IP address → the nic that holds it).
  */
 export const subjectRoot = 'slicelab';
 
@@ -60,10 +62,13 @@ export function clusterSubjects(cluster: string) {
     discover: `${base}.hosts.discover`,
     hostEvents: `${base}.events.host`,
     bench: (what: string) => `${base}.bench.${what}`,
+    frames: (from: string, to: string) => `${base}.frames.${from}.${to}`,
+    broadcast: (from: string) => `${base}.frames.${from}._all`,
     /** where one identity's replies arrive; its credential lets it subscribe there and nowhere else's */
     inbox: (who: Identity) => `_INBOX.${cluster}.${who.role === 'host' ? `host.${who.host}` : who.role}`,
     namesBucket: `slicelab_${cluster}_names`,
     hostsBucket: `slicelab_${cluster}_hosts`,
+    leasesBucket: `slicelab_${cluster}_leases`,
   };
 }
 

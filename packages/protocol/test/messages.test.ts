@@ -3,7 +3,7 @@ import { ProtocolError, clusterSubjects, decode, defaultDisk, defaultScheduler, 
 
 const info = {
   name: 'h1', cores: 2, memory: 1024 ** 3, uplink: { bandwidth: 1e9, delay: 0, jitter: 0, loss: 0, maxQueue: 1000 },
-  scheduler: defaultScheduler, disk: defaultDisk, cluster: 'default', pid: 42, version: '0.1.0', machine: 'box', startedAt: Date.now(), instance: 'a1',
+  scheduler: defaultScheduler, disk: defaultDisk, subnet: '10.0.0.0/16', cluster: 'default', pid: 42, version: '0.1.0', machine: 'box', startedAt: Date.now(), instance: 'a1',
 };
 
 test('the codec round-trips a message and owns its bytes', (t) => {
@@ -68,4 +68,16 @@ test('permissions: a host says only its own things and hears only its own reques
   const launcher = permissionsFor('lab', { role: 'launcher' });
   t.true(may(launcher.pub.allow, s.hostEvents));
   t.false(may(launcher.pub.allow, s.container('h1', 'run')));
+});
+
+test('permissions: a host sends frames only as itself and hears only those for it and broadcasts', (t) => {
+  const s = clusterSubjects('lab');
+  const h1 = permissionsFor('lab', { role: 'host', host: 'h1' });
+  t.true(may(h1.pub.allow, s.frames('h1', 'h2')));
+  t.true(may(h1.pub.allow, s.broadcast('h1')));
+  t.false(may(h1.pub.allow, s.frames('h2', 'h1')), 'not as h2');
+  t.false(may(h1.pub.allow, s.broadcast('h2')));
+  t.true(may(h1.sub.allow, s.frames('h2', 'h1')));
+  t.true(may(h1.sub.allow, s.broadcast('h3')));
+  t.false(may(h1.sub.allow, s.frames('h2', 'h3')), 'not frames between others');
 });

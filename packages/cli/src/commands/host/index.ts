@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import { Flags } from '@oclif/core';
-import { checkName, createLogger, defaultDisk, defaultScheduler, errorMessage, loadCredential, maxCores, parseRate, parseSize } from '@slicelab/protocol';
+import { checkName, createLogger, defaultDisk, defaultScheduler, defaultSubnet, errorMessage, loadCredential, maxCores, parseRate, parseSize } from '@slicelab/protocol';
 import { runHost } from '@slicelab/host';
 import { coresLimit, hostNodeFlags } from '@slicelab/launcher';
 import { BaseCommand, unitFlags } from '../../base.js';
@@ -24,6 +24,7 @@ export default class HostCommand extends BaseCommand {
     uplink: unitFlags.rate({ default: parseRate('1gbit'), defaultHelp: async () => '1gbit', description: 'uplink bandwidth, e.g. 1gbit' }),
     scheduler: Flags.string({ options: ['wfq', 'lottery', 'credit'], default: defaultScheduler.policy, description: 'CPU scheduler' }),
     quantum: unitFlags.duration({ default: defaultScheduler.quantumMs, defaultHelp: async () => `${defaultScheduler.quantumMs}ms`, description: 'scheduling quantum, e.g. 10ms' }),
+    subnet: Flags.string({ default: defaultSubnet, description: 'the cluster\'s subnet, as its config says (nics lease addresses from it)' }),
     log: Flags.string({ description: 'write the host log (JSON lines) to this file' }),
   };
 
@@ -58,6 +59,7 @@ export default class HostCommand extends BaseCommand {
       spec: {
         name, cores: flags.cores, memory: flags.memory, uplink: { bandwidth: flags.uplink, delay: 0, jitter: 0, loss: 0, maxQueue: 1000 },
         scheduler: { ...defaultScheduler, policy: flags.scheduler as 'wfq' | 'lottery' | 'credit', quantumMs: flags.quantum }, disk: { ...defaultDisk },
+        subnet: flags.subnet,
       },
       onStarted: (host) => {
         this.log(`host ${name} is on the bus at ${flags.nats}; registering with cluster ${cluster}…`);
