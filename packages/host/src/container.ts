@@ -10,7 +10,7 @@
  * `clockOffset`. A restore sets the offset so that the clock continues from its value at the checkpoint,
  * as Linux's time namespaces let CRIU do, whatever the new host's own clock says.
  */
-import type { ProgramArgs, Registers, SyscallResult } from '@slicelab/programs';
+import type { ProgramArgs, Registers, Syscall, SyscallResult } from '@slicelab/programs';
 import type { CgroupLimits } from './cgroup.js';
 import { Pressure } from './cgroup.js';
 import type { IoGroup } from './disk.js';
@@ -32,8 +32,11 @@ export type Wait =
   | { kind: 'sleep'; until: number; ret?: SyscallResult }
   | { kind: 'io'; op: 'read' | 'write'; bytes: number }
   | { kind: 'memory' }
-  /** a receive on socket `fd` of the container's net namespace, until a time on the host's clock or for ever */
-  | { kind: 'net'; fd: number; until?: number };
+  /** a socket call that would block (`call`), tried again when socket `fd` has news, until a time on the host's clock or for ever */
+  | { kind: 'net'; fd: number; call: NetCall; until?: number };
+
+/** the socket calls that may wait */
+export type NetCall = Extract<Syscall, { sys: 'recvfrom' | 'accept' | 'connect' | 'send' | 'recv' }>;
 
 export interface Process extends Runnable {
   readonly gpid: number;

@@ -28,7 +28,7 @@ import { Bandwidth } from './scheduler/bandwidth.js';
 import { CreditAccount, t2Sizes } from './scheduler/credit.js';
 import { policyNames, type PolicyName } from './scheduler/policy.js';
 import { SchedGroup, Scheduler, type Runnable, type TraceEvent } from './scheduler/scheduler.js';
-import { carryOut, forkAllowed, receive, type SyscallContext } from './syscalls.js';
+import { attempt, carryOut, forkAllowed, type SyscallContext } from './syscalls.js';
 import { HostNetwork } from './net/network.js';
 import { defaultUplink } from './net/uplink.js';
 import type { Lease } from './net/address.js';
@@ -407,9 +407,9 @@ export class Machine {
       if (wait?.kind === 'sleep') this.processes.wait(process, { kind: 'sleep', until: now + wait.remainingMs, ret: wait.ret ?? undefined });
       else if (wait?.kind === 'io') this.processes.wait(process, { kind: 'io', op: wait.op, bytes: wait.bytes });
       else if (wait?.kind === 'net') {
-        this.processes.wait(process, { kind: 'net', fd: wait.fd, until: wait.remainingMs === null ? undefined : now + wait.remainingMs });
+        this.processes.wait(process, { kind: 'net', fd: wait.fd, call: wait.call, until: wait.remainingMs === null ? undefined : now + wait.remainingMs });
         // what its socket held at the checkpoint is there to take at once
-        this.processes.netReadable(container, wait.fd, () => receive(container.net, wait.fd));
+        this.processes.netReadable(container, wait.fd, (call) => attempt(container.net, call));
       }
       else this.processes.ready(process, ret);
     }
@@ -419,7 +419,7 @@ export class Machine {
   private netns(name: string, container: () => Container) {
     return this.network.stack(name, (fd) => {
       const owner = container();
-      this.processes.netReadable(owner, fd, () => receive(owner.net, fd));
+      this.processes.netReadable(owner, fd, (call) => attempt(owner.net, call));
     });
   }
 

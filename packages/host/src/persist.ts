@@ -26,11 +26,20 @@ const Ret = Type.Union([
   Type.Null(),
   Type.Object({
     ok: Type.Literal(true), value: Type.Optional(Num), data: Type.Optional(Type.String()), bytes: Type.Optional(Type.Uint8Array()),
-    from: Type.Optional(Endpoint), seq: Type.Optional(Int), ttl: Type.Optional(Int),
+    from: Type.Optional(Endpoint), seq: Type.Optional(Int), ttl: Type.Optional(Int), info: Type.Optional(Type.Record(Type.String(), Num)),
   }),
   Type.Object({ ok: Type.Literal(false), errno: Type.String() }),
 ]);
 const Args = Type.Record(Type.String(), Type.Union([Type.String(), Num]));
+
+const Fd = Int;
+const NetCallRecord = Type.Union([
+  Type.Object({ sys: Type.Literal('recvfrom'), fd: Fd, timeoutMs: Type.Optional(Num) }),
+  Type.Object({ sys: Type.Literal('accept'), fd: Fd, timeoutMs: Type.Optional(Num) }),
+  Type.Object({ sys: Type.Literal('connect'), fd: Fd, ip: Type.String(), port: Int, timeoutMs: Type.Optional(Num) }),
+  Type.Object({ sys: Type.Literal('send'), fd: Fd, data: Type.Optional(Type.Uint8Array()), bytes: Type.Optional(Int) }),
+  Type.Object({ sys: Type.Literal('recv'), fd: Fd, max: Type.Optional(Int), timeoutMs: Type.Optional(Num) }),
+]);
 
 const ProcessRecord = Type.Object({
   pid: Type.Integer({ minimum: 1 }),
@@ -49,8 +58,8 @@ const ProcessRecord = Type.Object({
     Type.Null(),
     Type.Object({ kind: Type.Literal('sleep'), remainingMs: Num, ret: Ret }),
     Type.Object({ kind: Type.Literal('io'), op: Type.Union([Type.Literal('read'), Type.Literal('write')]), bytes: Int }),
-    /** a receive on a socket, with the time it had left (null: for ever) */
-    Type.Object({ kind: Type.Literal('net'), fd: Int, remainingMs: NullableNum }),
+    /** a socket call that would block, with the time it had left (null: for ever) */
+    Type.Object({ kind: Type.Literal('net'), fd: Int, remainingMs: NullableNum, call: NetCallRecord }),
   ]),
 });
 export type ProcessRecord = Static<typeof ProcessRecord>;
@@ -74,12 +83,43 @@ const IoMax = Type.Object({ rbps: NullableNum, wbps: NullableNum, riops: Nullabl
 const NicCounters = Type.Object({ rxBytes: Int, rxPackets: Int, txBytes: Int, txPackets: Int, rxDropped: Int, txDropped: Int });
 const Datagram = Type.Object({ from: Endpoint, bytes: Bytes, seq: Type.Optional(Int), ttl: Type.Optional(Int) });
 const Ipv4Packet = Type.Object({ src: Type.String(), dst: Type.String(), protocol: Int, ttl: Int, id: Int, dontFragment: Type.Boolean(), payload: Bytes });
+const Port = Type.Integer({ minimum: 0, maximum: 65535 });
+const NullableInt = Type.Union([Int, Type.Null()]);
+const TcpStateName = Type.Union([
+  Type.Literal('CLOSED'), Type.Literal('SYN_SENT'), Type.Literal('SYN_RECEIVED'), Type.Literal('ESTABLISHED'), Type.Literal('FIN_WAIT_1'),
+  Type.Literal('FIN_WAIT_2'), Type.Literal('CLOSE_WAIT'), Type.Literal('CLOSING'), Type.Literal('LAST_ACK'), Type.Literal('TIME_WAIT'),
+]);
+const TcpCounters = Type.Object({
+  bytesSent: Int, bytesAcked: Int, bytesReceived: Int, segmentsSent: Int, segmentsReceived: Int, retransmits: Int, fastRetransmits: Int, timeouts: Int, windowProbes: Int,
+});
+/** tcp.ts's TcpState: what a stream needs to go on where it stopped */
+const TcpRecord = Type.Object({
+  state: TcpStateName,
+  error: Type.Union([Type.Literal('ECONNREFUSED'), Type.Literal('ECONNRESET'), Type.Literal('ETIMEDOUT'), Type.Null()]),
+  config: Type.Object({
+    mss: Type.Integer({ minimum: 64, maximum: 65495 }), sendBuffer: Type.Integer({ minimum: 1 }), receiveBuffer: Type.Integer({ minimum: 1 }), initialWindow: Type.Integer({ minimum: 1 }),
+    rtoInitialMs: Positive, rtoMinMs: Positive, rtoMaxMs: Positive, synRetries: Int, dataRetries: Int, mslMs: Num, delayedAckMs: Num,
+  }),
+  localPort: Port, remotePort: Port, iss: Int, irs: Int, mss: Type.Integer({ minimum: 1 }),
+  send: Type.Object({ una: Int, nxt: Int, max: Int, window: Int, wl1: Int, wl2: Int, written: Int, fin: Type.Boolean(), buffer: Bytes }),
+  receive: Type.Object({
+    nxt: Int, edge: Int, buffer: Bytes, outOfOrder: Type.Array(Type.Object({ offset: Int, bytes: Bytes })), fin: NullableInt, unacked: Int,
+  }),
+  congestion: Type.Object({ cwnd: Num, ssthresh: Num, avoidanceBytes: Num, dupAcks: Int, recovering: Type.Boolean(), recover: Int, partialAcked: Type.Boolean() }),
+  rtt: Type.Object({ srtt: NullableNum, rttvar: Num, rto: Positive, timed: Type.Union([Type.Object({ end: Int, ageMs: Num }), Type.Null()]) }),
+  retries: Int, probesOut: Int, probeBackoff: Int,
+  timers: Type.Object({ retransmit: NullableNum, persist: NullableNum, delayedAck: NullableNum, timeWait: NullableNum }),
+  counters: TcpCounters,
+});
+const StreamRecord = Type.Object({ remote: Endpoint, tcp: TcpRecord });
 const NetRecord = Type.Object({
   nics: Type.Array(Type.Object({ name: Type.String(), ip: Type.String(), mac: Type.String(), counters: NicCounters }), { maxItems: 8 }),
   sockets: Type.Array(Type.Object({
-    fd: Int, kind: Type.Union([Type.Literal('dgram'), Type.Literal('icmp')]), port: Type.Integer({ minimum: 0, maximum: 65535 }), queue: Type.Array(Datagram),
+    fd: Int, kind: Type.Union([Type.Literal('dgram'), Type.Literal('icmp'), Type.Literal('stream')]), port: Port, queue: Type.Array(Datagram),
     error: Type.Union([Type.String(), Type.Null()]),
+    backlog: Type.Union([Type.Integer({ minimum: 1 }), Type.Null()]), pending: Type.Array(StreamRecord), stream: Type.Union([StreamRecord, Type.Null()]),
   })),
+  closing: Type.Array(StreamRecord),
   arp: Type.Object({
     entries: Type.Array(Type.Object({ ip: Type.String(), mac: Type.String(), ageMs: Num })),
     pending: Type.Array(Type.Object({ ip: Type.String(), queue: Type.Array(Ipv4Packet), sent: Int, inMs: Num })),
@@ -164,7 +204,7 @@ function saveProcess(process: Process, now: number): ProcessRecord {
   let saved: ProcessRecord['wait'] = null;
   if (wait?.kind === 'sleep') saved = { kind: 'sleep', remainingMs: Math.max(0, wait.until - now), ret: wait.ret };
   else if (wait?.kind === 'io') saved = { kind: 'io', op: wait.op, bytes: wait.bytes };
-  else if (wait?.kind === 'net') saved = { kind: 'net', fd: wait.fd, remainingMs: wait.until === undefined ? null : Math.max(0, wait.until - now) };
+  else if (wait?.kind === 'net') saved = { kind: 'net', fd: wait.fd, call: wait.call, remainingMs: wait.until === undefined ? null : Math.max(0, wait.until - now) };
   // waiting for an OOM victim's pages is waiting to run: the step tries again on the other side
   const state = process.state === 'running' || wait?.kind === 'memory' ? 'runnable' : process.state;
   if (state === 'exited') throw new RangeError(`process ${process.pid} has exited`);

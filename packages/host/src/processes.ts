@@ -11,7 +11,7 @@
  */
 import type { Logger } from '@slicelab/protocol';
 import type { ProgramArgs, Registers, SyscallResult } from '@slicelab/programs';
-import { exitCodes, type Container, type Process, type Wait } from './container.js';
+import { exitCodes, type Container, type NetCall, type Process, type Wait } from './container.js';
 import type { Disk } from './disk.js';
 import type { Scheduler } from './scheduler/scheduler.js';
 
@@ -82,15 +82,14 @@ export class Processes {
   }
 
   /**
-   * Socket `fd` of `container` has something: the processes waiting on it take it in turn (`take` gives
-   * what one receive gets, or undefined once nothing is left).
+   * Socket `fd` of `container` has news: each process waiting on it tries its call again (`attempt` gives
+   * the call's result, or undefined when it would still block), in turn.
    */
-  netReadable(container: Container, fd: number, take: () => SyscallResult | undefined): void {
+  netReadable(container: Container, fd: number, attempt: (call: NetCall) => SyscallResult | undefined): void {
     for (const process of container.live()) {
       if (process.wait?.kind !== 'net' || process.wait.fd !== fd) continue;
-      const result = take();
-      if (!result) return;
-      this.ready(process, result);
+      const result = attempt(process.wait.call);
+      if (result) this.ready(process, result);
     }
   }
 

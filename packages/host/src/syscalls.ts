@@ -6,11 +6,12 @@
  *   memory   alloc (a reservation, as mmap's: pages cost only when touched), free, faults (OOM)
  *   disk     io: the process waits for its request on the host's virtual disk
  *   mnt      fs: the container's own root filesystem
- *   net      socket, bind, sendto, recvfrom, close: the container's net namespace (net/stack.ts)
+ *   net      socket, bind, listen, accept, connect, send, recv, sendto, recvfrom, tcpinfo, close: the
+ *            container's net namespace (net/stack.ts)
  */
 import { SlicelabError } from '@slicelab/protocol';
 import { getProgram, pageSize, type FsOp, type Syscall, type SyscallResult } from '@slicelab/programs';
-import { exitCodes, type Container, type Process } from './container.js';
+import { exitCodes, type Container, type NetCall, type Process } from './container.js';
 import type { Outcome } from './core-protocol.js';
 import type { HostMemory } from './memory.js';
 import type { OomKiller } from './oom.js';
@@ -53,6 +54,12 @@ export function carryOut(ctx: SyscallContext, process: Process, outcome: Outcome
     case 'bind':
     case 'sendto':
     case 'recvfrom':
+    case 'listen':
+    case 'accept':
+    case 'connect':
+    case 'send':
+    case 'recv':
+    case 'tcpinfo':
     case 'close':
       return netCall(ctx, process, outcome);
     case 'crash':
@@ -148,12 +155,18 @@ function fsCall(container: Container, op: FsOp, path: string, data: string): Sys
 
 /** the largest datagram payload: 1500 bytes of IP, less its header and UDP's */
 const maxDatagram = 1472;
+/** what one send of `bytes` may carry: a process writes in pieces, as into a kernel's socket buffer */
+const maxSendBytes = 1 << 20;
+
+type SocketCall = Extract<Syscall, { sys: 'socket' | 'bind' | 'sendto' | 'recvfrom' | 'listen' | 'accept' | 'connect' | 'send' | 'recv' | 'tcpinfo' | 'close' }>;
 
 /**
- * Socket calls on the container's net namespace, with the kernel's errnos. A receive with nothing queued
- * leaves the core: the process waits on the socket (woken by `Processes.netReadable`) or until its timeout.
+ * Socket calls on the container's net namespace, with the kernel's errnos. A call that would block
+ * (a receive with nothing queued, an accept with no connection, a connect during its handshake, a send
+ * into a full buffer) leaves the core: the process waits on the socket, and `attempt` runs the call
+ * again when the socket has news (`Processes.netReadable`), or its timeout ends the wait with EAGAIN.
  */
-function netCall(ctx: SyscallContext, process: Process, call: Extract<Syscall, { sys: 'socket' | 'bind' | 'sendto' | 'recvfrom' | 'close' }>): void {
+function netCall(ctx: SyscallContext, process: Process, call: SocketCall): void {
   const stack = process.container.net;
   const done = (result: SyscallResult) => ctx.processes.ready(process, result);
   try {
@@ -163,20 +176,28 @@ function netCall(ctx: SyscallContext, process: Process, call: Extract<Syscall, {
       case 'bind':
         stack.bind(call.fd, call.port);
         return done({ ok: true });
+      case 'listen':
+        stack.listen(call.fd, call.backlog ?? 128);
+        return done({ ok: true });
       case 'sendto': {
-        const data = call.data ?? new Uint8Array(Math.max(0, Math.min(call.bytes ?? 0, 65_535))).fill(0x61);
+        const data = call.data ?? pattern(Math.min(call.bytes ?? 0, 65_535));
         if (data.length > maxDatagram) return done({ ok: false, errno: 'EMSGSIZE' });
         return done({ ok: true, value: stack.sendTo(call.fd, { ip: call.ip, port: call.port }, data, call.seq) });
       }
-      case 'recvfrom': {
-        const got = receive(stack, call.fd);
-        if (got) return done(got);
-        const until = call.timeoutMs === undefined ? undefined : clock() + Math.max(0, call.timeoutMs);
-        return ctx.processes.wait(process, { kind: 'net', fd: call.fd, until });
+      case 'tcpinfo': {
+        // the figures, as numbers (srtt is 0 before the first sample)
+        const info = Object.entries(stack.tcpInfo(call.fd)).filter((entry): entry is [string, number] => typeof entry[1] === 'number');
+        return done({ ok: true, info: Object.fromEntries(info) });
       }
       case 'close':
         stack.close(call.fd);
         return done({ ok: true });
+      default: {
+        const result = attempt(stack, call);
+        if (result) return done(result);
+        const timeoutMs = 'timeoutMs' in call ? call.timeoutMs : undefined;
+        return ctx.processes.wait(process, { kind: 'net', fd: call.fd, call, until: timeoutMs === undefined ? undefined : clock() + Math.max(0, timeoutMs) });
+      }
     }
   } catch (error) {
     if (error instanceof SlicelabError) return done({ ok: false, errno: error.code });
@@ -184,13 +205,38 @@ function netCall(ctx: SyscallContext, process: Process, call: Extract<Syscall, {
   }
 }
 
-/** One receive on `fd`: a datagram, a pending error, or undefined when it would block. */
-export function receive(stack: NetStack, fd: number): SyscallResult | undefined {
+/** A call that may block, tried once: its result, or undefined when it would block. */
+export function attempt(stack: NetStack, call: NetCall): SyscallResult | undefined {
   try {
-    const datagram = stack.recv(fd);
-    return datagram && { ok: true, value: datagram.bytes.length, bytes: datagram.bytes, from: datagram.from, seq: datagram.seq, ttl: datagram.ttl };
+    switch (call.sys) {
+      case 'recvfrom': {
+        const datagram = stack.recv(call.fd);
+        return datagram && { ok: true, value: datagram.bytes.length, bytes: datagram.bytes, from: datagram.from, seq: datagram.seq, ttl: datagram.ttl };
+      }
+      case 'accept': {
+        const accepted = stack.accept(call.fd);
+        return accepted && { ok: true, value: accepted.fd, from: accepted.from };
+      }
+      case 'connect':
+        return stack.connect(call.fd, { ip: call.ip, port: call.port }) && { ok: true };
+      case 'send': {
+        const data = call.data ?? pattern(Math.min(call.bytes ?? 0, maxSendBytes));
+        const taken = stack.write(call.fd, data);
+        // nothing fitted: wait until the buffer has room (an empty send returns at once)
+        return taken > 0 || data.length === 0 ? { ok: true, value: taken } : undefined;
+      }
+      case 'recv': {
+        const bytes = stack.read(call.fd, call.max ?? 65_536);
+        return bytes && { ok: true, value: bytes.length, bytes };
+      }
+    }
   } catch (error) {
     if (error instanceof SlicelabError) return { ok: false, errno: error.code };
     throw error;
   }
+}
+
+/** what a send of a byte count carries: 'a's, as ping's and iperf's patterns are filler too */
+function pattern(bytes: number): Uint8Array {
+  return new Uint8Array(Math.max(0, bytes)).fill(0x61);
 }

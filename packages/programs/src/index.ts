@@ -10,6 +10,7 @@ import { forkBomb } from './fork-bomb.js';
 import { fs } from './fs.js';
 import { heartbeat } from './heartbeat.js';
 import { ioStress } from './io-stress.js';
+import { iperf } from './iperf.js';
 import { lu } from './lu.js';
 import { memWriter } from './mem-writer.js';
 import { ping } from './ping.js';
@@ -24,12 +25,13 @@ export { forkExit } from './fork-exit.js';
 export { fs, fsDataMax } from './fs.js';
 export { heartbeat } from './heartbeat.js';
 export { ioStress } from './io-stress.js';
+export { iperf } from './iperf.js';
 export { lu, luEliminate, luFillBudget, luFillRows, luReference, luResidual, luStepBudget } from './lu.js';
 export { memWriter, pagesPerStep } from './mem-writer.js';
 export { ping, rttText } from './ping.js';
 export { sleeper } from './sleeper.js';
 
-const all: readonly Program[] = [cpuBurn, memWriter, ioStress, forkBomb, sleeper, lu, heartbeat, forkExit, crasher, fs, ping];
+const all: readonly Program[] = [cpuBurn, memWriter, ioStress, forkBomb, sleeper, lu, heartbeat, forkExit, crasher, fs, ping, iperf];
 
 export const programs: ReadonlyMap<string, Program> = new Map(all.map((program) => [program.name, program]));
 

@@ -90,15 +90,30 @@ export type Syscall =
    * found no host
    */
   | { sys: 'recvfrom'; fd: number; timeoutMs?: number }
+  /** a stream socket (TCP) takes connections on its port: accept gives them as new sockets */
+  | { sys: 'listen'; fd: number; backlog?: number }
+  /** waits for a connection: ret.value is its socket, ret.from the peer; errno EAGAIN when `timeoutMs` ran out */
+  | { sys: 'accept'; fd: number; timeoutMs?: number }
+  /** connects a stream socket and waits for the handshake: errno ECONNREFUSED, ETIMEDOUT, EHOSTUNREACH */
+  | { sys: 'connect'; fd: number; ip: string; port: number; timeoutMs?: number }
+  /** writes `data` (or `bytes` of a pattern) to a stream; waits until some fits; ret.value is how much was taken. EPIPE, ECONNRESET */
+  | { sys: 'send'; fd: number; data?: Uint8Array; bytes?: number }
+  /** reads up to `max` bytes of a stream (ret.bytes); waits until some came; an empty read is the end of the stream */
+  | { sys: 'recv'; fd: number; max?: number; timeoutMs?: number }
+  /** a stream's protocol figures, as tcp_info gives them: ret.info (retransmits, cwnd, srtt, …) */
+  | { sys: 'tcpinfo'; fd: number }
   | { sys: 'close'; fd: number };
 
-export type SocketKind = 'dgram' | 'icmp';
+export type SocketKind = 'dgram' | 'icmp' | 'stream';
 
 export const fsOps = ['list', 'read', 'write', 'append', 'mkdir', 'remove'] as const;
 export type FsOp = (typeof fsOps)[number];
 
 export type SyscallResult =
-  | { ok: true; value?: number; data?: string; bytes?: Uint8Array; from?: { ip: string; port: number }; seq?: number; ttl?: number }
+  | {
+    ok: true; value?: number; data?: string; bytes?: Uint8Array; from?: { ip: string; port: number }; seq?: number; ttl?: number;
+    info?: Record<string, number>;
+  }
   | { ok: false; errno: string };
 
 /** undefined: keep going (the core runs the next step while the quantum lasts) */

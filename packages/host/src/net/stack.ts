@@ -3,7 +3,9 @@
  * the host's bridge through a nic and go out the same way; everything between is the kernel's job as
  * programs expect it: ARP requests and replies (and gratuitous ARP), ICMP echo answered by the stack,
  * ping sockets (Linux's ICMP datagram sockets: the stack fills in the echo header), UDP datagram sockets
- * with the kernel's errnos, and, later in this file's life, TCP streams (tcp.ts).
+ * and TCP stream sockets (listen, accept, connect, read, write, close; the protocol itself is tcp.ts),
+ * with the kernel's errnos. A segment for no connection and no listener is answered by a RST, so a
+ * connect to a closed port fails with ECONNREFUSED.
  *
  * Division of labor:
  *   NetStack: addresses, ports, sockets, protocol dispatch (this file)
@@ -17,9 +19,10 @@
 import { SlicelabError } from '@slicelab/protocol';
 import { ArpCache, type ArpEntry, type ArpState } from './arp.js';
 import {
-  FrameError, broadcastMac, decodeArp, decodeEthernet, decodeIcmp, decodeIpv4, decodeUdp, encodeArp, encodeEthernet, encodeIcmp, encodeIpv4, encodeUdp,
-  etherTypes, ipProtocols, type Ipv4Packet,
+  FrameError, broadcastMac, decodeArp, decodeEthernet, decodeIcmp, decodeIpv4, decodeTcp, decodeUdp, encodeArp, encodeEthernet, encodeIcmp, encodeIpv4,
+  encodeTcp, encodeUdp, etherTypes, ipProtocols, type Ipv4Packet, type TcpSegment,
 } from './frame.js';
+import { TcpConnection, resetFor, type TcpOptions, type TcpState } from './tcp.js';
 
 export interface NicCounters {
   rxBytes: number;
@@ -39,7 +42,7 @@ export interface Nic {
   counters: NicCounters;
 }
 
-export type SocketKind = 'dgram' | 'icmp';
+export type SocketKind = 'dgram' | 'icmp' | 'stream';
 
 export interface Endpoint {
   ip: string;
@@ -54,10 +57,23 @@ export interface Datagram {
   ttl?: number;
 }
 
+/** A stream socket's connection as data: the peer and the protocol's own state (tcp.ts). */
+export interface StreamState {
+  remote: Endpoint;
+  tcp: TcpState;
+}
+
 /** A namespace as data: its nics' addresses and counters, its sockets with what they hold, its neighbours; times relative. */
 export interface NetState {
   nics: Array<{ name: string; ip: string; mac: string; counters: NicCounters }>;
-  sockets: Array<{ fd: number; kind: SocketKind; port: number; queue: Datagram[]; error: string | null }>;
+  sockets: Array<{
+    fd: number; kind: SocketKind; port: number; queue: Datagram[]; error: string | null;
+    /** a listening stream socket: its backlog, and the connections not accepted yet */
+    backlog: number | null; pending: StreamState[];
+    stream: StreamState | null;
+  }>;
+  /** streams whose sockets were closed, finishing their close (FIN, TIME_WAIT) */
+  closing: StreamState[];
   arp: ArpState<Ipv4Packet>;
   nextFd: number;
   nextEphemeral: number;
@@ -67,12 +83,27 @@ export interface NetState {
 interface Socket {
   fd: number;
   kind: SocketKind;
-  /** the local port (UDP) or echo identifier (ping); 0 until bound */
+  /** the local port (UDP, TCP) or echo identifier (ping); 0 until bound */
   port: number;
   queue: Datagram[];
   queuedBytes: number;
   /** an error to report at the next call, as the kernel reports ICMP errors on a socket */
   error?: string;
+  /** listening: how many connections may wait for accept, and those that do */
+  backlog?: number;
+  pending: Stream[];
+  /** a connected (or connecting) stream socket's connection */
+  stream?: Stream;
+}
+
+/** A TCP connection of this namespace, by its 4-tuple. */
+interface Stream {
+  remote: Endpoint;
+  localPort: number;
+  tcp: TcpConnection;
+  /** the socket it belongs to; undefined while it waits in a listener's backlog, or after close */
+  socket?: Socket;
+  listener?: Socket;
 }
 
 /** Linux's ip_local_port_range */
@@ -85,7 +116,9 @@ export class NetStack {
   readonly nics: Nic[] = [];
   readonly arp: ArpCache<Ipv4Packet>;
   private readonly sockets = new Map<number, Socket>();
-  private readonly ports = { dgram: new Map<number, Socket>(), icmp: new Map<number, Socket>() };
+  private readonly ports = { dgram: new Map<number, Socket>(), icmp: new Map<number, Socket>(), stream: new Map<number, Socket>() };
+  /** every TCP connection by `localPort remoteIp remotePort`, accepted or not, open or closing */
+  private readonly streams = new Map<string, Stream>();
   private nextFd = 3;
   private nextEphemeral = ephemeral.first;
   private ipId = 0;
@@ -95,7 +128,7 @@ export class NetStack {
    * to receive (or an error to report), so that a process waiting on it can be woken.
    */
   constructor(
-    clock: () => number,
+    private readonly clock: () => number,
     private readonly transmit: (nic: Nic, frame: Uint8Array) => void,
     private readonly readable: (fd: number) => void,
   ) {
@@ -133,7 +166,7 @@ export class NetStack {
 
   socket(kind: SocketKind): number {
     const fd = this.nextFd++;
-    this.sockets.set(fd, { fd, kind, port: 0, queue: [], queuedBytes: 0 });
+    this.sockets.set(fd, { fd, kind, port: 0, queue: [], queuedBytes: 0, pending: [] });
     return fd;
   }
 
@@ -173,10 +206,79 @@ export class NetStack {
     return datagram;
   }
 
+  /**
+   * Closes a socket. A stream goes on closing without it (FIN after the data written, TIME_WAIT); a
+   * listener resets the connections nobody accepted.
+   */
   close(fd: number): void {
     const socket = this.socketOf(fd);
     if (socket.port !== 0 && this.ports[socket.kind].get(socket.port) === socket) this.ports[socket.kind].delete(socket.port);
     this.sockets.delete(fd);
+    for (const pending of socket.pending) pending.tcp.abort();
+    if (socket.stream) {
+      socket.stream.socket = undefined;
+      socket.stream.tcp.close();
+    }
+  }
+
+  // ---- streams (TCP)
+
+  listen(fd: number, backlog: number): void {
+    const socket = this.socketOf(fd);
+    if (socket.kind !== 'stream' || socket.stream) throw new SlicelabError('EINVAL', `socket ${fd} cannot listen`);
+    if (socket.port === 0) this.bind(fd, 0);
+    socket.backlog = Math.max(1, Math.min(backlog, 4096));
+  }
+
+  /** A connection that completed its handshake on listener `fd`, as a new socket; undefined when none waits yet. */
+  accept(fd: number): { fd: number; from: Endpoint } | undefined {
+    const socket = this.socketOf(fd);
+    if (socket.backlog === undefined) throw new SlicelabError('EINVAL', `socket ${fd} is not listening`);
+    const ready = socket.pending.findIndex((stream) => stream.tcp.state !== 'SYN_RECEIVED');
+    if (ready < 0) return undefined;
+    const [stream] = socket.pending.splice(ready, 1);
+    const accepted: Socket = { fd: this.nextFd++, kind: 'stream', port: socket.port, queue: [], queuedBytes: 0, pending: [], stream: stream! };
+    stream!.socket = accepted;
+    stream!.listener = undefined;
+    this.sockets.set(accepted.fd, accepted);
+    return { fd: accepted.fd, from: stream!.remote };
+  }
+
+  /**
+   * Connects stream socket `fd`: the first call sends the SYN; later calls say how it went: true once
+   * established, undefined while the handshake runs, or the error thrown (ECONNREFUSED, ETIMEDOUT).
+   */
+  connect(fd: number, to: Endpoint): true | undefined {
+    const socket = this.socketOf(fd);
+    if (socket.kind !== 'stream' || socket.backlog !== undefined) throw new SlicelabError('EINVAL', `socket ${fd} cannot connect`);
+    const stream = socket.stream;
+    if (!stream) {
+      if (!this.nics[0]) throw new SlicelabError('ENETUNREACH', 'the namespace has no nic');
+      if (socket.port === 0) this.bind(fd, 0);
+      socket.stream = this.open(socket.port, to, (hooks) => TcpConnection.connect(socket.port, to.port, hooks), socket);
+      return undefined;
+    }
+    if (stream.tcp.error) throw new SlicelabError(stream.tcp.error, `connect to ${to.ip}:${to.port}: ${stream.tcp.error}`);
+    return stream.tcp.state === 'SYN_SENT' || stream.tcp.state === 'SYN_RECEIVED' ? undefined : true;
+  }
+
+  /** Writes what fits in the send buffer (0 when full: wait to write); EPIPE once closed, the error once failed. */
+  write(fd: number, bytes: Uint8Array): number {
+    return this.connected(fd).tcp.write(bytes);
+  }
+
+  /** Reads up to `max` bytes: some, an empty array at the end of the stream, or undefined when it would block. */
+  read(fd: number, max: number): Uint8Array | undefined {
+    const { tcp } = this.connected(fd);
+    const bytes = tcp.read(max);
+    if (bytes.length > 0 || tcp.eof) return bytes;
+    if (tcp.error) throw new SlicelabError(tcp.error, `recv: ${tcp.error}`);
+    return undefined;
+  }
+
+  /** The stream's protocol figures (retransmits, cwnd, rtt) for tools such as iperf. */
+  tcpInfo(fd: number) {
+    return this.connected(fd).tcp.info();
   }
 
   has(fd: number): boolean {
@@ -188,10 +290,13 @@ export class NetStack {
   }
 
   nextTimerAt(): number | undefined {
-    return this.arp.nextTimerAt();
+    let next = this.arp.nextTimerAt() ?? Infinity;
+    for (const stream of this.streams.values()) next = Math.min(next, stream.tcp.nextTimerAt() ?? Infinity);
+    return next === Infinity ? undefined : next;
   }
 
   tick(now: number): void {
+    for (const stream of [...this.streams.values()]) if ((stream.tcp.nextTimerAt() ?? Infinity) <= now) stream.tcp.tick();
     const { ask, failed } = this.arp.due(now);
     for (const ip of ask) if (this.nics[0]) this.sendArp(this.nics[0], 1, broadcastMac, ip);
     for (const { packets } of failed) {
@@ -200,9 +305,14 @@ export class NetStack {
   }
 
   save(now: number): NetState {
+    const saveStream = (stream: Stream): StreamState => ({ remote: stream.remote, tcp: stream.tcp.save(now) });
     return {
       nics: this.nics.map((nic) => ({ name: nic.name, ip: nic.ip, mac: nic.mac, counters: { ...nic.counters } })),
-      sockets: [...this.sockets.values()].map((socket) => ({ fd: socket.fd, kind: socket.kind, port: socket.port, queue: socket.queue, error: socket.error ?? null })),
+      sockets: [...this.sockets.values()].map((socket) => ({
+        fd: socket.fd, kind: socket.kind, port: socket.port, queue: socket.queue, error: socket.error ?? null,
+        backlog: socket.backlog ?? null, pending: socket.pending.map(saveStream), stream: socket.stream ? saveStream(socket.stream) : null,
+      })),
+      closing: [...this.streams.values()].filter((stream) => !stream.socket && !stream.listener).map(saveStream),
       arp: this.arp.save(now),
       nextFd: this.nextFd,
       nextEphemeral: this.nextEphemeral,
@@ -215,11 +325,20 @@ export class NetStack {
    * with the addresses the host leased (the same ones, unless it was restored under another name).
    */
   load(state: NetState, now: number): void {
+    const revive = (saved: StreamState, socket?: Socket, listener?: Socket) =>
+      this.open(saved.tcp.localPort, saved.remote, (hooks) => TcpConnection.restore(saved.tcp, now, hooks), socket, listener);
     for (const saved of state.sockets) {
-      const socket: Socket = { fd: saved.fd, kind: saved.kind, port: saved.port, queue: saved.queue, queuedBytes: saved.queue.reduce((sum, d) => sum + d.bytes.length, 0), error: saved.error ?? undefined };
+      const socket: Socket = {
+        fd: saved.fd, kind: saved.kind, port: saved.port, queue: saved.queue, queuedBytes: saved.queue.reduce((sum, d) => sum + d.bytes.length, 0),
+        error: saved.error ?? undefined, backlog: saved.backlog ?? undefined, pending: [],
+      };
       this.sockets.set(socket.fd, socket);
-      if (socket.port !== 0) this.ports[socket.kind].set(socket.port, socket);
+      // an accepted stream shares its listener's port: the port belongs to the listener
+      if (socket.port !== 0 && !(saved.stream && state.sockets.some((other) => other.backlog !== null && other.port === socket.port))) this.ports[socket.kind].set(socket.port, socket);
+      socket.pending = saved.pending.map((pending) => revive(pending, undefined, socket));
+      if (saved.stream) socket.stream = revive(saved.stream, socket);
     }
+    for (const closing of state.closing) revive(closing);
     this.arp.load(state.arp, now);
     this.nextFd = state.nextFd;
     this.nextEphemeral = state.nextEphemeral;
@@ -237,6 +356,7 @@ export class NetStack {
   private receiveIp(nic: Nic, packet: Ipv4Packet): void {
     if (packet.dst !== nic.ip) return this.dropRx(nic);
     if (packet.protocol === ipProtocols.icmp) return this.receiveIcmp(nic, packet);
+    if (packet.protocol === ipProtocols.tcp) return this.receiveTcp(nic, packet);
     if (packet.protocol === ipProtocols.udp) {
       const datagram = decodeUdp(packet.payload, packet.src, packet.dst);
       const socket = this.ports.dgram.get(datagram.dstPort);
@@ -259,6 +379,51 @@ export class NetStack {
       return this.enqueue(nic, socket, { from: { ip: packet.src, port: 0 }, bytes: icmp.data, seq: icmp.seq, ttl: packet.ttl });
     }
     this.dropRx(nic);
+  }
+
+  /** A segment: to its connection, a SYN to a listener with room, anything else answered by a RST (a closed port). */
+  private receiveTcp(nic: Nic, packet: Ipv4Packet): void {
+    const segment = decodeTcp(packet.payload, packet.src, packet.dst);
+    const stream = this.streams.get(streamKey(segment.dstPort, packet.src, segment.srcPort));
+    if (stream) return stream.tcp.receive(segment);
+    const listener = this.ports.stream.get(segment.dstPort);
+    if (listener?.backlog !== undefined && segment.flags.syn && !segment.flags.ack && !segment.flags.rst) {
+      // a full backlog drops the SYN, as Linux does: the client retries
+      if (listener.pending.length >= listener.backlog) return this.dropRx(nic);
+      listener.pending.push(this.open(segment.dstPort, { ip: packet.src, port: segment.srcPort }, (hooks) => TcpConnection.accept(segment, hooks), undefined, listener));
+      return;
+    }
+    const reset = resetFor(segment);
+    if (reset) this.sendTcp(nic, packet.src, reset);
+  }
+
+  /** A connection in the table, its segments going out through the nic and its events waking its socket (or listener). */
+  private open(localPort: number, remote: Endpoint, make: (hooks: TcpOptions) => TcpConnection, socket?: Socket, listener?: Socket): Stream {
+    const key = streamKey(localPort, remote.ip, remote.port);
+    const stream = { remote, localPort, socket, listener } as Stream;
+    stream.tcp = make({
+      clock: this.clock,
+      send: (segment) => this.nics[0] && this.sendTcp(this.nics[0], remote.ip, segment),
+      onEvent: (event) => {
+        if (event === 'closed' || (event === 'failed' && !stream.socket)) {
+          if (this.streams.get(key) === stream && stream.tcp.state === 'CLOSED') this.streams.delete(key);
+        }
+        const owner = stream.socket ?? stream.listener;
+        if (owner && this.sockets.get(owner.fd) === owner) this.readable(owner.fd);
+      },
+    });
+    this.streams.set(key, stream);
+    return stream;
+  }
+
+  private sendTcp(nic: Nic, to: string, segment: TcpSegment): void {
+    this.sendIp(nic, { src: nic.ip, dst: to, protocol: ipProtocols.tcp, ttl: defaultTtl, id: this.nextIpId(), dontFragment: true, payload: encodeTcp(segment, nic.ip, to) });
+  }
+
+  private connected(fd: number): Stream {
+    const socket = this.socketOf(fd);
+    if (!socket.stream) throw new SlicelabError('ENOTCONN', `socket ${fd} is not connected`);
+    return socket.stream;
   }
 
   private enqueue(nic: Nic, socket: Socket, datagram: Datagram): void {
@@ -336,4 +501,8 @@ export class NetStack {
   private dropRx(nic: Nic): void {
     nic.counters.rxDropped += 1;
   }
+}
+
+function streamKey(localPort: number, remoteIp: string, remotePort: number): string {
+  return `${localPort} ${remoteIp} ${remotePort}`;
 }

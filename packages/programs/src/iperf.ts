@@ -1,0 +1,215 @@
+/**
+ * iperf: TCP throughput between two containers, printed as iperf3 prints it.
+ *
+ *   mode=server port=5201 [streams=1]   accepts `streams` connections, a `sink` child reads each to its
+ *                                       end, then the server closes its port and exits (iperf3 -s -1)
+ *   mode=client target=IP [port=5201] [time=10s] [interval=1s] [parallel=1] [len=128K]
+ *                                       connects `parallel` streams and writes to them in turn for
+ *                                       `time`, one line per stream and a SUM per interval (bytes
+ *                                       written, retransmits and cwnd from tcp_info), then the totals:
+ *                                       `sender` (bytes written) and `receiver` (bytes the peer's stack
+ *                                       acknowledged, which it received in order)
+ *   mode=sink fd=N                      reads socket N to its end (started by the server)
+ */
+import { ArgReader } from './args.js';
+import { defineProgram } from './define.js';
+
+type Stream = { fd: number; written: number; intervalWritten: number; retransmits: number; intervalRetransmits: number; acked: number; cwnd: number };
+
+type IperfRegs = {
+  mode: 'server' | 'client' | 'sink';
+  target: string;
+  port: number;
+  timeMs: number;
+  intervalMs: number;
+  parallel: number;
+  len: number;
+  phase: 'socket' | 'bind' | 'listen' | 'accept' | 'spawn' | 'connect' | 'connected' | 'send' | 'info' | 'report' | 'close' | 'read' | 'done';
+  fd: number;
+  streams: Stream[];
+  /** which stream the next step works on */
+  turn: number;
+  startedAt: number;
+  intervalAt: number;
+  accepted: number;
+  metrics: { bytes: number; retransmits: number };
+};
+
+const ipPattern = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
+
+/** iperf3's units: MBytes (2^20) for transfers, Mbits/sec (10^6) for rates */
+function transfer(bytes: number): string {
+  if (bytes >= 1024 ** 3) return `${(bytes / 1024 ** 3).toFixed(2)} GBytes`;
+  if (bytes >= 1024 ** 2) return `${(bytes / 1024 ** 2).toFixed(bytes >= 100 * 1024 ** 2 ? 0 : 1)} MBytes`;
+  return `${(bytes / 1024).toFixed(1)} KBytes`;
+}
+
+function bitrate(bitsPerSecond: number): string {
+  if (bitsPerSecond >= 1e9) return `${(bitsPerSecond / 1e9).toFixed(2)} Gbits/sec`;
+  if (bitsPerSecond >= 1e6) return `${(bitsPerSecond / 1e6).toFixed(1)} Mbits/sec`;
+  return `${(bitsPerSecond / 1e3).toFixed(0)} Kbits/sec`;
+}
+
+const interval = (from: number, to: number) => `${from.toFixed(2).padStart(6)}-${to.toFixed(2).padEnd(6)} sec`;
+const id = (fd: number | 'SUM') => (fd === 'SUM' ? '[SUM]' : `[${String(fd).padStart(3)}]`);
+
+export const iperf = defineProgram<IperfRegs>({
+  name: 'iperf',
+  description: 'TCP throughput, printed as iperf3 prints it (args: mode=server|client, target=IP, port=5201, time=10s, interval=1s, parallel=1, len=128K, streams=1)',
+  init(args) {
+    const reader = new ArgReader('iperf', args, ['mode', 'target', 'port', 'time', 'interval', 'parallel', 'len', 'streams', 'fd']);
+    const mode = reader.choice('mode', 'server', ['server', 'client', 'sink'] as const);
+    const target = String(args['target'] ?? '');
+    if (mode === 'client') {
+      const octets = ipPattern.exec(target);
+      if (!octets || octets.slice(1).some((o) => Number(o) > 255)) throw reader.error(`target: an IPv4 address, got ${JSON.stringify(target)}`);
+    }
+    const parallel = mode === 'server' ? reader.integer('streams', 1, 1, 128) : reader.integer('parallel', 1, 1, 128);
+    return {
+      mode, target, port: reader.integer('port', 5201, 1, 65535), timeMs: reader.duration('time', '10s'), intervalMs: reader.duration('interval', '1s'),
+      parallel, len: reader.size('len', '128K', 1), phase: mode === 'sink' ? 'read' : 'socket', fd: mode === 'sink' ? reader.integer('fd', 0, 0, 1 << 30) : -1,
+      streams: [], turn: 0, startedAt: 0, intervalAt: 0, accepted: 0, metrics: { bytes: 0, retransmits: 0 },
+    };
+  },
+  step(regs, ctx) {
+    const ret = ctx.ret;
+    if (ret && !ret.ok && regs.phase !== 'read') {
+      ctx.log(`iperf3: error - ${regs.phase}: ${ret.errno}`);
+      return { sys: 'exit', code: 1 };
+    }
+    switch (regs.phase) {
+      case 'socket':
+        if (ret?.ok && ret.value !== undefined) {
+          regs.fd = ret.value;
+          regs.phase = regs.mode === 'server' ? 'bind' : 'connect';
+          return undefined;
+        }
+        if (regs.mode === 'client' && regs.streams.length === 0) ctx.log(`Connecting to host ${regs.target}, port ${regs.port}`);
+        return { sys: 'socket', kind: 'stream' };
+      case 'bind':
+        regs.phase = 'listen';
+        return { sys: 'bind', fd: regs.fd, port: regs.port };
+      case 'listen':
+        regs.phase = 'accept';
+        ctx.log(`Server listening on ${regs.port}`);
+        return { sys: 'listen', fd: regs.fd };
+      case 'accept':
+        if (ret?.ok && ret.value !== undefined && ret.from) {
+          regs.accepted += 1;
+          ctx.log(`Accepted connection from ${ret.from.ip}, port ${ret.from.port}`);
+          regs.phase = 'spawn';
+          return { sys: 'spawn', program: 'iperf', args: { mode: 'sink', fd: ret.value } };
+        }
+        return { sys: 'accept', fd: regs.fd };
+      case 'spawn':
+        if (regs.accepted >= regs.parallel) {
+          regs.phase = 'done';
+          return { sys: 'close', fd: regs.fd };
+        }
+        regs.phase = 'accept';
+        return { sys: 'accept', fd: regs.fd };
+      case 'connect':
+        regs.phase = 'connected';
+        return { sys: 'connect', fd: regs.fd, ip: regs.target, port: regs.port };
+      case 'connected':
+        regs.streams.push({ fd: regs.fd, written: 0, intervalWritten: 0, retransmits: 0, intervalRetransmits: 0, acked: 0, cwnd: 0 });
+        ctx.log(`${id(regs.fd)} connected to ${regs.target} port ${regs.port}`);
+        if (regs.streams.length < regs.parallel) {
+          regs.phase = 'socket';
+          return undefined;
+        }
+        ctx.log('[ ID] Interval           Transfer     Bitrate         Retr  Cwnd');
+        regs.startedAt = ctx.now();
+        regs.intervalAt = regs.startedAt;
+        regs.turn = 0;
+        regs.phase = 'send';
+        return undefined;
+      case 'send': {
+        // the result of the previous send (the step after `connected` or `info` sees none)
+        if (ret?.ok && ret.value !== undefined) {
+          const stream = regs.streams[regs.turn]!;
+          stream.written += ret.value;
+          stream.intervalWritten += ret.value;
+          regs.metrics.bytes += ret.value;
+          regs.turn = (regs.turn + 1) % regs.streams.length;
+        }
+        const now = ctx.now();
+        if (now - regs.intervalAt >= regs.intervalMs || now - regs.startedAt >= regs.timeMs) {
+          regs.phase = 'info';
+          regs.turn = 0;
+          return { sys: 'tcpinfo', fd: regs.streams[0]!.fd };
+        }
+        return { sys: 'send', fd: regs.streams[regs.turn]!.fd, bytes: regs.len };
+      }
+      case 'info': {
+        const stream = regs.streams[regs.turn]!;
+        const info = ret?.ok ? ret.info ?? {} : {};
+        stream.intervalRetransmits = (info['retransmits'] ?? 0) - stream.retransmits;
+        stream.retransmits = info['retransmits'] ?? 0;
+        stream.acked = info['bytesAcked'] ?? 0;
+        stream.cwnd = info['cwnd'] ?? 0;
+        regs.turn += 1;
+        if (regs.turn < regs.streams.length) return { sys: 'tcpinfo', fd: regs.streams[regs.turn]!.fd };
+        const now = ctx.now();
+        const from = (regs.intervalAt - regs.startedAt) / 1000;
+        const to = (now - regs.startedAt) / 1000;
+        const seconds = Math.max(1e-9, (now - regs.intervalAt) / 1000);
+        let bytes = 0;
+        let retransmits = 0;
+        for (const s of regs.streams) {
+          ctx.log(`${id(s.fd)} ${interval(from, to)}  ${transfer(s.intervalWritten).padStart(12)}  ${bitrate((s.intervalWritten * 8) / seconds).padStart(15)}  ${String(s.intervalRetransmits).padStart(3)}   ${transfer(s.cwnd)}`);
+          bytes += s.intervalWritten;
+          retransmits += s.intervalRetransmits;
+          s.intervalWritten = 0;
+        }
+        if (regs.streams.length > 1) ctx.log(`${id('SUM')} ${interval(from, to)}  ${transfer(bytes).padStart(12)}  ${bitrate((bytes * 8) / seconds).padStart(15)}  ${String(retransmits).padStart(3)}`);
+        regs.metrics.retransmits = regs.streams.reduce((sum, s) => sum + s.retransmits, 0);
+        regs.intervalAt = now;
+        regs.turn = 0;
+        if (now - regs.startedAt < regs.timeMs) {
+          regs.phase = 'send';
+          return undefined;
+        }
+        regs.phase = 'report';
+        return undefined;
+      }
+      case 'report': {
+        const seconds = (regs.intervalAt - regs.startedAt) / 1000;
+        ctx.log('- - - - - - - - - - - - - - - - - - - - - - - - -');
+        ctx.log('[ ID] Interval           Transfer     Bitrate         Retr');
+        const sum = { written: 0, acked: 0, retransmits: 0 };
+        for (const s of regs.streams) {
+          ctx.log(`${id(s.fd)} ${interval(0, seconds)}  ${transfer(s.written).padStart(12)}  ${bitrate((s.written * 8) / seconds).padStart(15)}  ${String(s.retransmits).padStart(3)}             sender`);
+          ctx.log(`${id(s.fd)} ${interval(0, seconds)}  ${transfer(s.acked).padStart(12)}  ${bitrate((s.acked * 8) / seconds).padStart(15)}                  receiver`);
+          sum.written += s.written;
+          sum.acked += s.acked;
+          sum.retransmits += s.retransmits;
+        }
+        if (regs.streams.length > 1) {
+          ctx.log(`${id('SUM')} ${interval(0, seconds)}  ${transfer(sum.written).padStart(12)}  ${bitrate((sum.written * 8) / seconds).padStart(15)}  ${String(sum.retransmits).padStart(3)}             sender`);
+          ctx.log(`${id('SUM')} ${interval(0, seconds)}  ${transfer(sum.acked).padStart(12)}  ${bitrate((sum.acked * 8) / seconds).padStart(15)}                  receiver`);
+        }
+        regs.phase = 'close';
+        regs.turn = 0;
+        return undefined;
+      }
+      case 'close':
+        if (regs.turn < regs.streams.length) return { sys: 'close', fd: regs.streams[regs.turn++]!.fd };
+        ctx.log('');
+        ctx.log('iperf Done.');
+        return { sys: 'exit', code: 0 };
+      case 'read':
+        if (ret && !ret.ok) return { sys: 'exit', code: 1 };
+        if (ret?.ok && ret.bytes) {
+          if (ret.bytes.length === 0) {
+            regs.phase = 'done';
+            return { sys: 'close', fd: regs.fd };
+          }
+          regs.metrics.bytes += ret.bytes.length;
+        }
+        return { sys: 'recv', fd: regs.fd, max: 1 << 20 };
+      case 'done':
+        return { sys: 'exit', code: 0 };
+    }
+  },
+});
