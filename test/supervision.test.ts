@@ -83,7 +83,7 @@ test.serial('a lost host\'s containers are listed as unknown (host lost), not dr
   t.is(ps.code, 0);
   t.deepEqual(ps.unknown, [{ name: 'doomed', host: 'h2', reason: 'host lost' }]);
   const text = await h.cli(['container', 'ps', '--cluster', 'lossy']);
-  t.regex(text.stdout, /doomed\s+│ h2\s+│ \?\s+│ unknown \(host lost\)/);
+  t.regex(text.stdout, /doomed\s+│ h2\s+│ \?\s+│ \?\s+│ unknown \(host lost\)/);
 });
 
 test.serial('a nats-server that cannot come back: the cluster is brought down and the run file says why', async (t) => {

@@ -101,6 +101,8 @@ const TcpRecord = Type.Object({
     rtoInitialMs: Positive, rtoMinMs: Positive, rtoMaxMs: Positive, synRetries: Int, dataRetries: Int, mslMs: Num, delayedAckMs: Num,
   }),
   localPort: Port, remotePort: Port, iss: Int, irs: Int, mss: Type.Integer({ minimum: 1 }),
+  /** RFC 7323's shift counts, the peer's (send) and ours (receive); null: unscaled */
+  windowShift: Type.Union([Type.Object({ send: Type.Integer({ minimum: 0, maximum: 14 }), receive: Type.Integer({ minimum: 0, maximum: 14 }) }), Type.Null()]),
   send: Type.Object({ una: Int, nxt: Int, max: Int, window: Int, wl1: Int, wl2: Int, written: Int, fin: Type.Boolean(), buffer: Bytes }),
   receive: Type.Object({
     nxt: Int, edge: Int, buffer: Bytes, outOfOrder: Type.Array(Type.Object({ offset: Int, bytes: Bytes })), fin: NullableInt, unacked: Int,

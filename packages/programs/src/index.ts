@@ -5,6 +5,7 @@
 import type { Program } from './program.js';
 import { cpuBurn } from './cpu-burn.js';
 import { crasher } from './crasher.js';
+import { echo } from './echo.js';
 import { forkExit } from './fork-exit.js';
 import { forkBomb } from './fork-bomb.js';
 import { fs } from './fs.js';
@@ -13,6 +14,7 @@ import { ioStress } from './io-stress.js';
 import { iperf } from './iperf.js';
 import { lu } from './lu.js';
 import { memWriter } from './mem-writer.js';
+import { netHeartbeat } from './net-heartbeat.js';
 import { ping } from './ping.js';
 import { sleeper } from './sleeper.js';
 
@@ -20,6 +22,7 @@ export * from './program.js';
 export { xorshift32 } from './define.js';
 export { burnChunk, burnIterations, cpuBurn } from './cpu-burn.js';
 export { crasher } from './crasher.js';
+export { echo } from './echo.js';
 export { forkBomb } from './fork-bomb.js';
 export { forkExit } from './fork-exit.js';
 export { fs, fsDataMax } from './fs.js';
@@ -28,10 +31,11 @@ export { ioStress } from './io-stress.js';
 export { iperf } from './iperf.js';
 export { lu, luEliminate, luFillBudget, luFillRows, luReference, luResidual, luStepBudget } from './lu.js';
 export { memWriter, pagesPerStep } from './mem-writer.js';
+export { netHeartbeat } from './net-heartbeat.js';
 export { ping, rttText } from './ping.js';
 export { sleeper } from './sleeper.js';
 
-const all: readonly Program[] = [cpuBurn, memWriter, ioStress, forkBomb, sleeper, lu, heartbeat, forkExit, crasher, fs, ping, iperf];
+const all: readonly Program[] = [cpuBurn, memWriter, ioStress, forkBomb, sleeper, lu, heartbeat, forkExit, crasher, fs, ping, iperf, echo, netHeartbeat];
 
 export const programs: ReadonlyMap<string, Program> = new Map(all.map((program) => [program.name, program]));
 

@@ -1,15 +1,15 @@
 /**
  * iperf: TCP throughput between two containers, printed as iperf3 prints it.
  *
- *   mode=server port=5201 [streams=1]   accepts `streams` connections, a `sink` child reads each to its
- *                                       end, then the server closes its port and exits (iperf3 -s -1)
+ *   mode=server port=5201 [streams=1]   accepts `streams` connections and reads them in turn to their
+ *                                       ends, then closes its port and exits (iperf3 -s -1); it reads
+ *                                       them itself, for as pid 1 its exit would end the container
  *   mode=client target=IP [port=5201] [time=10s] [interval=1s] [parallel=1] [len=128K]
  *                                       connects `parallel` streams and writes to them in turn for
  *                                       `time`, one line per stream and a SUM per interval (bytes
  *                                       written, retransmits and cwnd from tcp_info), then the totals:
  *                                       `sender` (bytes written) and `receiver` (bytes the peer's stack
  *                                       acknowledged, which it received in order)
- *   mode=sink fd=N                      reads socket N to its end (started by the server)
  */
 import { ArgReader } from './args.js';
 import { defineProgram } from './define.js';
@@ -17,16 +17,18 @@ import { defineProgram } from './define.js';
 type Stream = { fd: number; written: number; intervalWritten: number; retransmits: number; intervalRetransmits: number; acked: number; cwnd: number };
 
 type IperfRegs = {
-  mode: 'server' | 'client' | 'sink';
+  mode: 'server' | 'client';
   target: string;
   port: number;
   timeMs: number;
   intervalMs: number;
   parallel: number;
   len: number;
-  phase: 'socket' | 'bind' | 'listen' | 'accept' | 'spawn' | 'connect' | 'connected' | 'send' | 'info' | 'report' | 'close' | 'read' | 'done';
+  phase: 'socket' | 'bind' | 'listen' | 'accept' | 'connect' | 'connected' | 'send' | 'info' | 'report' | 'close' | 'read' | 'done';
   fd: number;
   streams: Stream[];
+  /** the server's accepted streams still open */
+  reading: number[];
   /** which stream the next step works on */
   turn: number;
   startedAt: number;
@@ -57,8 +59,8 @@ export const iperf = defineProgram<IperfRegs>({
   name: 'iperf',
   description: 'TCP throughput, printed as iperf3 prints it (args: mode=server|client, target=IP, port=5201, time=10s, interval=1s, parallel=1, len=128K, streams=1)',
   init(args) {
-    const reader = new ArgReader('iperf', args, ['mode', 'target', 'port', 'time', 'interval', 'parallel', 'len', 'streams', 'fd']);
-    const mode = reader.choice('mode', 'server', ['server', 'client', 'sink'] as const);
+    const reader = new ArgReader('iperf', args, ['mode', 'target', 'port', 'time', 'interval', 'parallel', 'len', 'streams']);
+    const mode = reader.choice('mode', 'server', ['server', 'client'] as const);
     const target = String(args['target'] ?? '');
     if (mode === 'client') {
       const octets = ipPattern.exec(target);
@@ -67,13 +69,12 @@ export const iperf = defineProgram<IperfRegs>({
     const parallel = mode === 'server' ? reader.integer('streams', 1, 1, 128) : reader.integer('parallel', 1, 1, 128);
     return {
       mode, target, port: reader.integer('port', 5201, 1, 65535), timeMs: reader.duration('time', '10s'), intervalMs: reader.duration('interval', '1s'),
-      parallel, len: reader.size('len', '128K', 1), phase: mode === 'sink' ? 'read' : 'socket', fd: mode === 'sink' ? reader.integer('fd', 0, 0, 1 << 30) : -1,
-      streams: [], turn: 0, startedAt: 0, intervalAt: 0, accepted: 0, metrics: { bytes: 0, retransmits: 0 },
+      parallel, len: reader.size('len', '128K', 1), phase: 'socket', fd: -1, streams: [], reading: [], turn: 0, startedAt: 0, intervalAt: 0, accepted: 0, metrics: { bytes: 0, retransmits: 0 },
     };
   },
   step(regs, ctx) {
     const ret = ctx.ret;
-    if (ret && !ret.ok && regs.phase !== 'read') {
+    if (ret && !ret.ok) {
       ctx.log(`iperf3: error - ${regs.phase}: ${ret.errno}`);
       return { sys: 'exit', code: 1 };
     }
@@ -96,17 +97,15 @@ export const iperf = defineProgram<IperfRegs>({
       case 'accept':
         if (ret?.ok && ret.value !== undefined && ret.from) {
           regs.accepted += 1;
+          regs.reading.push(ret.value);
           ctx.log(`Accepted connection from ${ret.from.ip}, port ${ret.from.port}`);
-          regs.phase = 'spawn';
-          return { sys: 'spawn', program: 'iperf', args: { mode: 'sink', fd: ret.value } };
+          if (regs.accepted >= regs.parallel) {
+            regs.phase = 'read';
+            regs.turn = 0;
+            regs.startedAt = ctx.now();
+            return { sys: 'recv', fd: regs.reading[0]!, max: 1 << 20 };
+          }
         }
-        return { sys: 'accept', fd: regs.fd };
-      case 'spawn':
-        if (regs.accepted >= regs.parallel) {
-          regs.phase = 'done';
-          return { sys: 'close', fd: regs.fd };
-        }
-        regs.phase = 'accept';
         return { sys: 'accept', fd: regs.fd };
       case 'connect':
         regs.phase = 'connected';
@@ -198,16 +197,25 @@ export const iperf = defineProgram<IperfRegs>({
         ctx.log('');
         ctx.log('iperf Done.');
         return { sys: 'exit', code: 0 };
-      case 'read':
-        if (ret && !ret.ok) return { sys: 'exit', code: 1 };
+      case 'read': {
+        // the streams in turn, each read taking what has come (a blocked one holds the others back only by a window)
         if (ret?.ok && ret.bytes) {
           if (ret.bytes.length === 0) {
-            regs.phase = 'done';
-            return { sys: 'close', fd: regs.fd };
+            const [ended] = regs.reading.splice(regs.turn, 1);
+            if (regs.reading.length === 0) {
+              const seconds = (ctx.now() - regs.startedAt) / 1000;
+              ctx.log(`${id('SUM')} ${interval(0, seconds)}  ${transfer(regs.metrics.bytes).padStart(12)}  ${bitrate((regs.metrics.bytes * 8) / seconds).padStart(15)}                  receiver`);
+              regs.phase = 'done';
+              return { sys: 'close', fd: regs.fd };
+            }
+            regs.turn %= regs.reading.length;
+            return { sys: 'close', fd: ended! };
           }
           regs.metrics.bytes += ret.bytes.length;
+          regs.turn = (regs.turn + 1) % regs.reading.length;
         }
-        return { sys: 'recv', fd: regs.fd, max: 1 << 20 };
+        return { sys: 'recv', fd: regs.reading[regs.turn]!, max: 1 << 20 };
+      }
       case 'done':
         return { sys: 'exit', code: 0 };
     }

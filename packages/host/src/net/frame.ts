@@ -31,10 +31,15 @@ export interface TcpSegment {
   seq: number;
   ack: number;
   flags: TcpFlags;
-  /** the receive window advertised, in bytes (no window scaling: at most 65535) */
+  /**
+   * the window field as on the wire, 16 bits: the receive window is this shifted left by the sender's
+   * window scale, except in a SYN, whose window is never scaled (RFC 7323 2.2)
+   */
   window: number;
   /** the MSS option, on SYN segments */
   mss?: number;
+  /** the Window Scale option (RFC 7323), on SYN segments: the sender's shift count, 0..14 */
+  windowScale?: number;
   payload: Uint8Array;
 }
 
@@ -49,6 +54,8 @@ export class FrameError extends SlicelabError {
 export const broadcastMac = 'ff:ff:ff:ff:ff:ff';
 export const etherTypes = { ipv4: 0x0800, arp: 0x0806 } as const;
 export const ipProtocols = { icmp: 1, tcp: 6, udp: 17 } as const;
+/** RFC 7323 2.3: the largest window scale shift count, for windows of up to 1 GiB */
+export const maxWindowShift = 14;
 
 /** Ethernet II without the FCS; `encodeEthernet` pads to 60 bytes like a NIC, so `payload` may end in padding. */
 export interface EthernetFrame {
@@ -103,6 +110,7 @@ const icmpHeader = 8;
 const udpHeader = 8;
 const tcpHeader = 20;
 const tcpFlagBits = { fin: 0x01, syn: 0x02, rst: 0x04, psh: 0x08, ack: 0x10 } as const;
+const tcpOptionKinds = { eol: 0, nop: 1, mss: 2, windowScale: 3 } as const;
 
 // Big-endian fields, read and written in place: no DataView per header on the hot path.
 const u16 = (b: Uint8Array, i: number): number => (b[i]! << 8) | b[i + 1]!;
@@ -326,9 +334,13 @@ export function decodeUdp(bytes: Uint8Array, srcIp: string, dstIp: string): UdpD
   return { srcPort: u16(bytes, 0), dstPort: u16(bytes, 2), payload: bytes.subarray(udpHeader, length) };
 }
 
-/** The addresses are those of the IPv4 packet that carries the segment, for the pseudo-header. */
+/**
+ * The addresses are those of the IPv4 packet that carries the segment, for the pseudo-header. Options in
+ * Linux's order and padding: MSS, then NOP and Window Scale, so each fills one 32-bit word.
+ */
 export function encodeTcp(segment: TcpSegment, srcIp: string, dstIp: string): Uint8Array {
-  const headerLength = segment.mss === undefined ? tcpHeader : tcpHeader + 4;
+  const { mss, windowScale } = segment;
+  const headerLength = tcpHeader + (mss === undefined ? 0 : 4) + (windowScale === undefined ? 0 : 4);
   const length = uint(headerLength + segment.payload.length, 0xffff, 'TCP segment length');
   const bytes = new Uint8Array(length);
   const { flags } = segment;
@@ -340,11 +352,18 @@ export function encodeTcp(segment: TcpSegment, srcIp: string, dstIp: string): Ui
   bytes[13] = (flags.fin ? tcpFlagBits.fin : 0) | (flags.syn ? tcpFlagBits.syn : 0) | (flags.rst ? tcpFlagBits.rst : 0)
     | (flags.psh ? tcpFlagBits.psh : 0) | (flags.ack ? tcpFlagBits.ack : 0);
   put16(bytes, 14, uint(segment.window, 0xffff, 'TCP window'));
-  if (segment.mss !== undefined) {
-    // kind 2, length 4: exactly one 32-bit word, so no padding is needed
-    bytes[tcpHeader] = 2;
-    bytes[tcpHeader + 1] = 4;
-    put16(bytes, tcpHeader + 2, uint(segment.mss, 0xffff, 'TCP MSS'));
+  let option = tcpHeader;
+  if (mss !== undefined) {
+    bytes[option] = tcpOptionKinds.mss;
+    bytes[option + 1] = 4;
+    put16(bytes, option + 2, uint(mss, 0xffff, 'TCP MSS'));
+    option += 4;
+  }
+  if (windowScale !== undefined) {
+    bytes[option] = tcpOptionKinds.nop;
+    bytes[option + 1] = tcpOptionKinds.windowScale;
+    bytes[option + 2] = 3;
+    bytes[option + 3] = uint(windowScale, maxWindowShift, 'TCP window scale');
   }
   bytes.set(segment.payload, headerLength);
   put16(bytes, 16, internetChecksum(bytes, pseudoHeader(srcIp, dstIp, ipProtocols.tcp, length)));
@@ -360,7 +379,7 @@ export function decodeTcp(bytes: Uint8Array, srcIp: string, dstIp: string): TcpS
   }
   verify('TCP', bytes, 16, pseudoHeader(srcIp, dstIp, ipProtocols.tcp, bytes.length));
   const bits = bytes[13]!;
-  const mss = tcpMss(bytes, headerLength);
+  const { mss, windowScale } = tcpOptions(bytes, headerLength);
   return {
     srcPort: u16(bytes, 0),
     dstPort: u16(bytes, 2),
@@ -375,29 +394,36 @@ export function decodeTcp(bytes: Uint8Array, srcIp: string, dstIp: string): TcpS
     },
     window: u16(bytes, 14),
     ...(mss === undefined ? {} : { mss }),
+    ...(windowScale === undefined ? {} : { windowScale }),
     payload: bytes.subarray(headerLength),
   };
 }
 
-/** The MSS option among the options in bytes[20, end): NOP and unknown kinds are skipped, EOL ends the list. */
-function tcpMss(bytes: Uint8Array, end: number): number | undefined {
-  let mss: number | undefined;
+/**
+ * The MSS and Window Scale options among the options in bytes[20, end): NOP and unknown kinds are
+ * skipped, EOL ends the list. A shift count above 14 is taken as 14, as RFC 7323 2.3 says.
+ */
+function tcpOptions(bytes: Uint8Array, end: number): Pick<TcpSegment, 'mss' | 'windowScale'> {
+  const options: Pick<TcpSegment, 'mss' | 'windowScale'> = {};
   for (let i = tcpHeader; i < end;) {
     const kind = bytes[i]!;
-    if (kind === 0) break;
-    if (kind === 1) {
+    if (kind === tcpOptionKinds.eol) break;
+    if (kind === tcpOptionKinds.nop) {
       i += 1;
       continue;
     }
     const length = i + 1 < end ? bytes[i + 1]! : 0;
     if (length < 2 || i + length > end) throw new FrameError(`TCP option ${kind} of length ${length} with ${end - i} option bytes left`);
-    if (kind === 2) {
+    if (kind === tcpOptionKinds.mss) {
       if (length !== 4) throw new FrameError(`TCP MSS option of length ${length}, not 4`);
-      mss = u16(bytes, i + 2);
+      options.mss = u16(bytes, i + 2);
+    } else if (kind === tcpOptionKinds.windowScale) {
+      if (length !== 3) throw new FrameError(`TCP window scale option of length ${length}, not 3`);
+      options.windowScale = Math.min(bytes[i + 2]!, maxWindowShift);
     }
     i += length;
   }
-  return mss;
+  return options;
 }
 
 /**
@@ -438,6 +464,8 @@ function describeTcp(ip: Ipv4Packet, s: TcpSegment): string {
   const length = s.payload.length;
   const seq = length > 0 || flags.syn || flags.fin || flags.rst ? `, seq ${s.seq}${length > 0 ? `:${(s.seq + length) >>> 0}` : ''}` : '';
   const ack = flags.ack ? `, ack ${s.ack}` : '';
-  const options = s.mss === undefined ? '' : `, options [mss ${s.mss}]`;
+  // as tcpdump names the options encodeTcp writes
+  const named = [...(s.mss === undefined ? [] : [`mss ${s.mss}`]), ...(s.windowScale === undefined ? [] : ['nop', `wscale ${s.windowScale}`])];
+  const options = named.length === 0 ? '' : `, options [${named.join(',')}]`;
   return `IP ${ip.src}.${s.srcPort} > ${ip.dst}.${s.dstPort}: Flags [${letters || 'none'}]${seq}${ack}, win ${s.window}${options}, length ${length}`;
 }

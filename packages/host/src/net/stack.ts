@@ -401,9 +401,12 @@ export class NetStack {
   private open(localPort: number, remote: Endpoint, make: (hooks: TcpOptions) => TcpConnection, socket?: Socket, listener?: Socket): Stream {
     const key = streamKey(localPort, remote.ip, remote.port);
     const stream = { remote, localPort, socket, listener } as Stream;
+    // what it sends while being made (a SYN) goes out once it is in the table, where the answer will look for it
+    let early: TcpSegment[] | undefined = [];
+    const send = (segment: TcpSegment) => this.nics[0] && this.sendTcp(this.nics[0], remote.ip, segment);
     stream.tcp = make({
       clock: this.clock,
-      send: (segment) => this.nics[0] && this.sendTcp(this.nics[0], remote.ip, segment),
+      send: (segment) => (early ? early.push(segment) : send(segment)),
       onEvent: (event) => {
         if (event === 'closed' || (event === 'failed' && !stream.socket)) {
           if (this.streams.get(key) === stream && stream.tcp.state === 'CLOSED') this.streams.delete(key);
@@ -413,6 +416,9 @@ export class NetStack {
       },
     });
     this.streams.set(key, stream);
+    const made = early;
+    early = undefined;
+    for (const segment of made) send(segment);
     return stream;
   }
 
@@ -435,8 +441,8 @@ export class NetStack {
 
   private sendIp(nic: Nic, packet: Ipv4Packet): void {
     if (packet.dst === nic.ip) {
-      // to itself: through the loopback, never on the wire
-      queueMicrotask(() => this.receiveIp(nic, packet));
+      // to itself: through the loopback, never on the wire, on the next turn (a stream to itself must not spin)
+      setImmediate(() => this.receiveIp(nic, packet));
       return;
     }
     const mac = this.arp.lookup(packet.dst);

@@ -14,10 +14,18 @@
  * timer, Karn's rule), RFC 5681 (slow start, congestion avoidance, delayed ACKs, fast retransmit),
  * RFC 6582 (NewReno fast recovery, its "impatient" timer variant), RFC 6928 (initial window of 10
  * segments, as Linux), RFC 3465 (byte counting in congestion avoidance), RFC 5961 (challenge ACK for an
- * in-window SYN). Where the RFCs leave a choice, Linux's: RTO between 200 ms and 120 s, 6 SYN retries and
- * 15 data retries (tcp_syn_retries, tcp_retries2), zero-window probes with an old sequence number, a 40 ms
- * delayed ACK. Left out: window scaling (a window is at most 65535 bytes), SACK, timestamps, Nagle (sends
- * as with TCP_NODELAY), simultaneous open, urgent data.
+ * in-window SYN), RFC 7323 section 2 (window scaling, offered in every SYN as Linux's default
+ * tcp_window_scaling=1). Where the RFCs leave a choice, Linux's: RTO between 200 ms and 120 s, 6 SYN
+ * retries and 15 data retries (tcp_syn_retries, tcp_retries2), zero-window probes with an old sequence
+ * number, a 40 ms delayed ACK. Left out: SACK, timestamps (and with them PAWS, which RFC 7323 asks for
+ * at high rates: a 1 GiB window wraps the sequence space quickly, an emulated link never does), Nagle
+ * (sends as with TCP_NODELAY), simultaneous open, urgent data, Linux's buffer auto-tuning (buffers are
+ * fixed by the config).
+ *
+ * Window scaling (RFC 7323 2): without it a window is at most 65535 bytes, one window per round trip,
+ * which held iperf to 117 Mbit/s at the fabric's 3–4 ms RTT on a 1 Gbit/s link. Both SYNs must carry
+ * the option for it to apply; then every later window field is the window shifted right by its
+ * sender's shift count. Ours is the smallest that lets the field cover the receive buffer.
  *
  * Inside, sequence numbers are stream offsets from the initial sequence numbers (offset 0 is the SYN, data
  * byte i is at offset 1 + i), exact up to 2^53 bytes. The wire's 32-bit numbers are converted at the edge
@@ -25,7 +33,7 @@
  * in one place.
  */
 import { SlicelabError, type ErrorCode } from '@slicelab/protocol';
-import type { TcpFlags, TcpSegment } from './frame.js';
+import { maxWindowShift, type TcpFlags, type TcpSegment } from './frame.js';
 
 export type TcpStateName =
   | 'CLOSED' | 'SYN_SENT' | 'SYN_RECEIVED' | 'ESTABLISHED' | 'FIN_WAIT_1' | 'FIN_WAIT_2' | 'CLOSE_WAIT'
@@ -43,7 +51,10 @@ export interface TcpConfig {
   mss: number;
   /** bytes written and not yet acknowledged that the connection holds */
   sendBuffer: number;
-  /** bytes received and not yet read; its free space is the window advertised (at most 65535) */
+  /**
+   * bytes received and not yet read; its free space is the window advertised, at most 65535 unless
+   * both ends scale windows, and it sets our shift count (so at most 65535 << 14, about 1 GiB)
+   */
   receiveBuffer: number;
   /** initial congestion window, in segments; 1 after a handshake that needed a retransmission */
   initialWindow: number;
@@ -61,16 +72,18 @@ export interface TcpConfig {
 }
 
 /**
- * Linux's defaults, except where noted: a receive buffer of 65535 bytes, the largest window without
- * window scaling; a send buffer of 128 KiB, twice that, so the pipe stays full while its front is being
- * acknowledged; an MSL of 1 s (TIME_WAIT 2 s instead of Linux's 60 s), because emulated hosts reuse ports
- * quickly and no segment outlives a second in the fabric. SYN retries 6: SYNs at 0, 1, 3, 7, 15, 31 and
+ * Linux's defaults, except where noted. Buffers of 4 MiB each way, Linux's tcp_wmem maximum and near
+ * tcp_rmem's 6 MiB: Linux auto-tunes its buffers up to those on a bulk stream, these are fixed there
+ * (and take memory only as data waits in them). A 4 MiB window carries 1 Gbit/s at up to 33 ms RTT, 500
+ * Mbit/s at up to 67 ms, and the send buffer, which holds what is in flight, allows as much; the receive
+ * buffer gives a shift count of 7, what Linux announces. An MSL of 1 s (TIME_WAIT 2 s instead of Linux's
+ * 60 s), because emulated hosts reuse ports quickly and no segment outlives a second in the fabric. SYN retries 6: SYNs at 0, 1, 3, 7, 15, 31 and
  * 63 s, ETIMEDOUT at 127 s. Data retries 15: about 924.6 s of back-off from a 200 ms RTO.
  */
 export const defaultTcpConfig: Readonly<TcpConfig> = {
   mss: 1460,
-  sendBuffer: 128 * 1024,
-  receiveBuffer: 65535,
+  sendBuffer: 4 * 1024 * 1024,
+  receiveBuffer: 4 * 1024 * 1024,
   initialWindow: 10,
   rtoInitialMs: 1000,
   rtoMinMs: 200,
@@ -143,12 +156,18 @@ export interface TcpState {
   iss: number;
   irs: number;
   mss: number;
+  /**
+   * RFC 7323 shift counts (0..14), null when a SYN lacked the option (or before both were seen): send is
+   * the peer's, by which its window fields are shifted left (Snd.Wind.Shift); receive is ours, by which
+   * our window is shifted right into the field (Rcv.Wind.Shift)
+   */
+  windowShift: { send: number; receive: number } | null;
   send: {
     /** oldest unacknowledged, next to send, highest sent (offsets from iss) */
     una: number;
     nxt: number;
     max: number;
-    /** the peer's window and the segment that set it (RFC 9293's SND.WND, SND.WL1, SND.WL2) */
+    /** the peer's window, scaled, and the segment that set it (RFC 9293's SND.WND, SND.WL1, SND.WL2) */
     window: number;
     wl1: number;
     wl2: number;
@@ -161,7 +180,7 @@ export interface TcpState {
   receive: {
     /** the next offset expected from the peer (from irs) */
     nxt: number;
-    /** the right edge of the window advertised last */
+    /** the right edge of the window advertised last (the field's window, scaled) */
     edge: number;
     /** in-order bytes not yet read */
     buffer: Uint8Array;
@@ -200,7 +219,7 @@ export interface TcpState {
   counters: TcpCounters;
 }
 
-/** the largest window a header carries without window scaling */
+/** the largest window field: the largest window without window scaling, and in every SYN */
 const maxWindow = 65535;
 /** the MSS assumed for a peer whose SYN has no MSS option (RFC 9293 3.7.1) */
 const defaultPeerMss = 536;
@@ -209,6 +228,8 @@ const fallbackRtoMs = 3000;
 /** Linux's TCP_INFINITE_SSTHRESH: no slow-start threshold until the first loss */
 const initialSsthresh = 0x7fffffff;
 const noPayload = new Uint8Array(0);
+/** what a buffer's array starts at: a few segments */
+const initialRingBytes = 16 * 1024;
 
 /** states that send data and FIN, and those that take the peer's data and FIN */
 const sending = new Set<TcpStateName>(['ESTABLISHED', 'FIN_WAIT_1', 'CLOSE_WAIT', 'CLOSING', 'LAST_ACK']);
@@ -232,14 +253,18 @@ export function resetFor(segment: TcpSegment): TcpSegment | undefined {
   return { ...reply, seq: 0, ack: wire(segment.seq + length), flags: flagsOf({ rst: true, ack: true }) };
 }
 
-/** A bounded FIFO of bytes in one fixed array: the send and receive buffers. */
+/**
+ * A bounded FIFO of bytes in a ring: the send and receive buffers. Its array grows by doubling up to the
+ * capacity as bytes wait, as a socket's memory is charged only for what it holds: buffers sized for a
+ * bulk stream cost an idle connection little.
+ */
 class ByteRing {
-  private readonly bytes: Uint8Array;
+  private bytes: Uint8Array;
   private head = 0;
   length = 0;
 
   constructor(readonly capacity: number, contents: Uint8Array = noPayload) {
-    this.bytes = new Uint8Array(capacity);
+    this.bytes = new Uint8Array(Math.min(capacity, Math.max(contents.length, initialRingBytes)));
     this.push(contents);
   }
 
@@ -250,8 +275,10 @@ class ByteRing {
   /** Appends what fits; returns how many bytes it took. */
   push(data: Uint8Array): number {
     const count = Math.min(data.length, this.free);
-    const tail = (this.head + this.length) % this.capacity;
-    const first = Math.min(count, this.capacity - tail);
+    if (this.length + count > this.bytes.length) this.grow(this.length + count);
+    const size = this.bytes.length;
+    const tail = (this.head + this.length) % size;
+    const first = Math.min(count, size - tail);
     this.bytes.set(data.subarray(0, first), tail);
     this.bytes.set(data.subarray(first, count), 0);
     this.length += count;
@@ -261,15 +288,16 @@ class ByteRing {
   /** A copy of `count` bytes from `offset` past the head. */
   copy(offset: number, count: number): Uint8Array {
     const out = new Uint8Array(count);
-    const start = (this.head + offset) % this.capacity;
-    const first = Math.min(count, this.capacity - start);
+    const size = this.bytes.length;
+    const start = (this.head + offset) % size;
+    const first = Math.min(count, size - start);
     out.set(this.bytes.subarray(start, start + first));
     out.set(this.bytes.subarray(0, count - first), first);
     return out;
   }
 
   drop(count: number): void {
-    this.head = (this.head + count) % this.capacity;
+    this.head = (this.head + count) % this.bytes.length;
     this.length -= count;
   }
 
@@ -277,6 +305,14 @@ class ByteRing {
     const out = this.copy(0, count);
     this.drop(count);
     return out;
+  }
+
+  /** A larger array, at least `needed` bytes, the waiting bytes moved to its start. */
+  private grow(needed: number): void {
+    const bytes = new Uint8Array(Math.min(this.capacity, Math.max(needed, 2 * this.bytes.length)));
+    bytes.set(this.copy(0, this.length));
+    this.bytes = bytes;
+    this.head = 0;
   }
 }
 
@@ -286,13 +322,26 @@ function resolveConfig(partial: Partial<TcpConfig> = {}): TcpConfig {
   if (!(config.sendBuffer >= config.mss && config.receiveBuffer >= config.mss)) {
     throw new SlicelabError('EINVAL', 'tcp: buffers must hold at least one segment');
   }
+  if (config.receiveBuffer > maxWindow * 2 ** maxWindowShift) {
+    throw new SlicelabError('EINVAL', `tcp: receive buffer ${config.receiveBuffer} larger than the largest window, ${maxWindow * 2 ** maxWindowShift}`);
+  }
   return config;
+}
+
+/**
+ * RFC 7323 2.3: the shift count we announce, the smallest whose largest window covers the receive
+ * buffer, as Linux's tcp_select_initial_window derives it from the buffer.
+ */
+function windowShiftFor(receiveBuffer: number): number {
+  let shift = 0;
+  while (maxWindow * 2 ** shift < receiveBuffer && shift < maxWindowShift) shift++;
+  return shift;
 }
 
 /** A connection that has sent nothing yet. */
 function openingState(config: TcpConfig, localPort: number, remotePort: number, iss: number, state: TcpStateName): TcpState {
   return {
-    state, error: null, config, localPort, remotePort, iss: wire(iss), irs: 0, mss: config.mss,
+    state, error: null, config, localPort, remotePort, iss: wire(iss), irs: 0, mss: config.mss, windowShift: null,
     send: { una: 0, nxt: 0, max: 0, window: 0, wl1: 0, wl2: 0, written: 0, fin: false, buffer: noPayload },
     receive: { nxt: 0, edge: 0, buffer: noPayload, outOfOrder: [], fin: null, unacked: 0 },
     congestion: {
@@ -319,6 +368,8 @@ export class TcpConnection {
   private st: TcpStateName;
   private err: TcpErrno | undefined;
   private mss: number;
+  /** undefined: no window scaling on this connection */
+  private windowShift: { send: number; receive: number } | undefined;
 
   private sndUna: number;
   private sndNxt: number;
@@ -373,6 +424,8 @@ export class TcpConnection {
     this.st = s.state;
     this.err = s.error ?? undefined;
     this.mss = s.mss;
+    // a connection saved before window scaling existed has no shifts, and none was negotiated
+    this.windowShift = s.windowShift ? { ...s.windowShift } : undefined;
 
     this.sndUna = s.send.una;
     this.sndNxt = s.send.nxt;
@@ -433,6 +486,7 @@ export class TcpConnection {
     connection.rcvNxt = 1;
     connection.advertisedEdge = 1;
     connection.mss = Math.min(config.mss, syn.mss ?? defaultPeerMss);
+    connection.negotiateWindowScale(syn);
     connection.sndWnd = syn.window;
     connection.sendSyn(now);
     return connection;
@@ -448,6 +502,7 @@ export class TcpConnection {
     return {
       state: this.st, error: this.err ?? null, config: { ...this.config }, localPort: this.localPort,
       remotePort: this.remotePort, iss: this.iss, irs: this.irs, mss: this.mss,
+      windowShift: this.windowShift ? { ...this.windowShift } : null,
       send: {
         una: this.sndUna, nxt: this.sndNxt, max: this.sndMax, window: this.sndWnd, wl1: this.sndWl1,
         wl2: this.sndWl2, written: this.written, fin: this.finQueued, buffer: this.sendQueue.copy(0, this.sendQueue.length),
@@ -535,8 +590,8 @@ export class TcpConnection {
     const bytes = this.receiveQueue.shift(Math.min(max, this.receiveQueue.length));
     if (bytes.length > 0 && receiving.has(this.st)) {
       const advertised = Math.max(0, this.advertisedEdge - this.rcvNxt);
-      const opened = this.receiveWindow();
-      if (opened > advertised && 2 * advertised <= Math.min(this.config.receiveBuffer, maxWindow) && opened >= 2 * advertised) {
+      const opened = this.receiveWindow(this.windowShift?.receive ?? 0);
+      if (opened > advertised && 2 * advertised <= Math.min(this.config.receiveBuffer, this.largestWindow()) && opened >= 2 * advertised) {
         this.sendAck();
       }
     }
@@ -613,6 +668,7 @@ export class TcpConnection {
     this.rcvNxt = 1;
     this.advertisedEdge = 1;
     this.mss = Math.min(this.config.mss, segment.mss ?? defaultPeerMss);
+    this.negotiateWindowScale(segment);
     this.sndWnd = segment.window;
     this.sndWl1 = 0;
     this.sndWl2 = 1;
@@ -626,13 +682,13 @@ export class TcpConnection {
     const { flags } = segment;
     if (this.st === 'SYN_RECEIVED' && flags.syn && !flags.ack && segment.seq === this.irs) {
       // the peer's SYN again: our SYN-ACK was lost; answer now rather than at our timer, as Linux does
-      this.emit(0, { syn: true, ack: true }, noPayload, this.config.mss);
+      this.emitSyn();
       this.counters.retransmits++;
       return;
     }
     const start = this.rcvNxt + seqDistance(segment.seq, wire(this.irs + this.rcvNxt));
     const length = segment.payload.length + (flags.syn ? 1 : 0) + (flags.fin ? 1 : 0);
-    const window = Math.min(this.receiveQueue.free, maxWindow);
+    const window = Math.min(this.receiveQueue.free, this.largestWindow());
     if (!this.acceptable(start, length, window)) {
       if (flags.rst) return;
       // a FIN again in TIME_WAIT: the peer did not hear our last ACK, so wait 2 MSL from now
@@ -703,14 +759,15 @@ export class TcpConnection {
     this.probesOut = 0;
     if (ack < this.sndUna) return true;
     const windowBefore = this.sndWnd;
+    const window = segment.window * 2 ** (this.windowShift?.send ?? 0);
     if (this.sndWl1 < start || (this.sndWl1 === start && this.sndWl2 <= ack)) {
-      this.sndWnd = segment.window;
+      this.sndWnd = window;
       this.sndWl1 = start;
       this.sndWl2 = ack;
     }
     if (ack > this.sndUna) {
       this.newAck(ack, now);
-    } else if (segment.payload.length === 0 && !segment.flags.fin && segment.window === windowBefore && this.sndMax > this.sndUna) {
+    } else if (segment.payload.length === 0 && !segment.flags.fin && window === windowBefore && this.sndMax > this.sndUna) {
       this.duplicateAck();
     }
     return true;
@@ -872,13 +929,33 @@ export class TcpConnection {
   }
 
   /**
-   * The window to advertise, with RFC 9293's receiver-side SWS avoidance: the right edge moves only by
-   * at least min(half the buffer, one MSS), so a slow reader does not draw tiny segments.
+   * The window to advertise in a field shifted by `shift`, with RFC 9293's receiver-side SWS avoidance:
+   * the right edge moves only by at least min(half the buffer, one MSS), so a slow reader does not draw
+   * tiny segments. A scaled field counts in units of 2^shift: the window is rounded up to one (as
+   * Linux's tcp_select_window, so the edge does not retract) if the buffer has room for it, else down;
+   * a retraction of less than a unit (RFC 7323 appendix F) costs nothing, since what arrives is taken
+   * as far as the buffer has room.
    */
-  private receiveWindow(): number {
-    const free = Math.min(this.receiveQueue.free, maxWindow);
+  private receiveWindow(shift: number): number {
+    const unit = 2 ** shift;
+    const free = Math.min(this.receiveQueue.free, maxWindow * unit);
     const current = Math.max(0, this.advertisedEdge - this.rcvNxt);
-    return free - current >= Math.min(this.config.receiveBuffer / 2, this.mss) ? free : current;
+    const window = free - current >= Math.min(this.config.receiveBuffer / 2, this.mss) ? free : current;
+    return Math.min(Math.ceil(window / unit), Math.floor(free / unit)) * unit;
+  }
+
+  /** the largest window our window field can announce */
+  private largestWindow(): number {
+    return maxWindow * 2 ** (this.windowShift?.receive ?? 0);
+  }
+
+  /**
+   * RFC 7323 2.2: windows are scaled when both SYNs carry the option. Called with the peer's SYN (in
+   * accept, before our SYN-ACK, which then carries ours) or SYN-ACK (answering our SYN, which always does).
+   */
+  private negotiateWindowScale(syn: TcpSegment): void {
+    if (syn.windowScale === undefined) return;
+    this.windowShift = { send: Math.min(syn.windowScale, maxWindowShift), receive: windowShiftFor(this.config.receiveBuffer) };
   }
 
   /**
@@ -992,7 +1069,7 @@ export class TcpConnection {
 
   /** The SYN, or the SYN-ACK in SYN_RECEIVED; only the first one is timed (Karn). */
   private sendSyn(now: number): void {
-    this.emit(0, { syn: true, ack: this.st === 'SYN_RECEIVED' }, noPayload, this.config.mss);
+    this.emitSyn();
     this.sndNxt = 1;
     this.sndMax = 1;
     if (this.retries === 0) this.timed = { end: 1, sentAt: now };
@@ -1027,14 +1104,25 @@ export class TcpConnection {
     this.hooks.send(reset);
   }
 
-  private emit(at: number, flags: Partial<TcpFlags>, payload: Uint8Array = noPayload, mss?: number): void {
+  /**
+   * The SYN with our MSS and shift count, or the SYN-ACK, which carries a shift count only if the peer's
+   * SYN did (RFC 7323 2.2).
+   */
+  private emitSyn(): void {
+    const synAck = this.st === 'SYN_RECEIVED';
+    const windowScale = synAck ? this.windowShift?.receive : windowShiftFor(this.config.receiveBuffer);
+    this.emit(0, { syn: true, ack: synAck }, noPayload, { mss: this.config.mss, ...(windowScale === undefined ? {} : { windowScale }) });
+  }
+
+  private emit(at: number, flags: Partial<TcpFlags>, payload: Uint8Array = noPayload, synOptions: Pick<TcpSegment, 'mss' | 'windowScale'> = {}): void {
     const ack = flags.ack ?? false;
-    const window = this.receiveWindow();
+    // a SYN's window is never scaled (RFC 7323 2.2)
+    const shift = flags.syn ? 0 : (this.windowShift?.receive ?? 0);
+    const window = this.receiveWindow(shift);
     const segment: TcpSegment = {
       srcPort: this.localPort, dstPort: this.remotePort, seq: wire(this.iss + at), ack: ack ? wire(this.irs + this.rcvNxt) : 0,
-      flags: flagsOf(flags), window, payload,
+      flags: flagsOf(flags), window: window / 2 ** shift, ...synOptions, payload,
     };
-    if (mss !== undefined) segment.mss = mss;
     if (ack) {
       this.advertisedEdge = this.rcvNxt + window;
       this.unackedBytes = 0;

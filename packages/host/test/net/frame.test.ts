@@ -1,8 +1,9 @@
 /**
  * Wire formats against bytes written out here: the classic IPv4 header (checksum 0xb861), the RFC 1071
- * example, and an ARP request, an ICMP echo request, a UDP datagram and a TCP SYN with MSS whose bytes
- * and checksums were made by an independent Python script (struct, socket.inet_aton, its own RFC 1071
- * sum). Then round trips, and every decoder refusing bad input with FrameError and nothing else.
+ * example, and an ARP request, an ICMP echo request, a UDP datagram, a TCP SYN with MSS and one with MSS
+ * and Window Scale whose bytes and checksums were made by an independent Python script (struct,
+ * socket.inet_aton, its own RFC 1071 sum); tcpdump read the latter as "options [mss 1460,nop,wscale 7]",
+ * cksum correct. Then round trips, and every decoder refusing bad input with FrameError and nothing else.
  */
 import test from 'ava';
 import { SlicelabError } from '@slicelab/protocol';
@@ -27,6 +28,8 @@ const icmpRequestHex = '0800 5459 0007 0001 736c6963656c6162'; // id 7, seq 1, d
 const ipv4IcmpHex = '4500 0024 0001 4000 4001 26d6 0a000001 0a000002'; // id 1, DF, TTL 64, ICMP
 const udpHex = '1388 0035 000d 9442 68656c6c6f'; // 10.0.0.1:5000 -> 10.0.0.2:53 "hello"
 const tcpSynHex = '9c40 0050 000003e8 00000000 6002 ffff e3ab 0000 020405b4'; // seq 1000, win 65535, mss 1460
+// the same SYN offering window scaling by 7, as Linux lays it out: mss, nop, wscale (a 28-byte header)
+const tcpSynScaledHex = '9c40 0050 000003e8 00000000 7002 ffff cf9d 0000 020405b4 01 030307';
 
 /** The error `fn` throws, which must be a FrameError (code EPROTO) whose message matches. */
 function refuses(t: import('ava').ExecutionContext, fn: () => unknown, message: RegExp): void {
@@ -146,6 +149,23 @@ test('TCP: a SYN with MSS is the known bytes; flags, window, seq/ack and payload
   t.deepEqual(decodeTcp(encodeTcp(rst, b.ip, a.ip), b.ip, a.ip), rst);
 });
 
+test('TCP: a SYN with MSS and Window Scale is the known bytes (MSS, NOP, WS) and decodes back; tcpdump\'s summary', (t) => {
+  const scaled: TcpSegment = { ...syn, windowScale: 7 };
+  const encoded = encodeTcp(scaled, a.ip, b.ip);
+  t.is(hex(encoded), hex(bytes(tcpSynScaledHex)));
+  t.deepEqual(decodeTcp(encoded, a.ip, b.ip), scaled);
+  // the window stays the raw 16-bit field: scaling is the stream protocol's business
+  t.is(decodeTcp(encodeTcp({ ...scaled, flags: { ...noFlags, ack: true }, window: 3, mss: undefined, windowScale: undefined }, a.ip, b.ip), a.ip, b.ip).window, 3);
+  // without MSS the option still takes one word, a NOP in front
+  const alone = encodeTcp({ ...syn, mss: undefined, windowScale: 0 }, a.ip, b.ip);
+  t.is(hex(alone.subarray(12, 13)), '60');
+  t.is(hex(alone.subarray(20)), '01030300');
+  t.like(decodeTcp(alone, a.ip, b.ip), { windowScale: 0 });
+  t.false('mss' in decodeTcp(alone, a.ip, b.ip));
+  const frame = encodeEthernet({ dst: b.mac, src: a.mac, type: etherTypes.ipv4, payload: encodeIpv4({ src: a.ip, dst: b.ip, protocol: ipProtocols.tcp, ttl: 64, id: 1, dontFragment: true, payload: encoded }) });
+  t.is(describeFrame(frame), 'IP 10.0.0.1.40000 > 10.0.0.2.80: Flags [S], seq 1000, win 65535, options [mss 1460,nop,wscale 7], length 0');
+});
+
 test('TCP options: NOP and unknown kinds skipped, EOL ends the list, malformed ones refused', (t) => {
   /** The SYN with these option bytes (a multiple of 4) and a correct checksum. */
   const withOptions = (options: string) => {
@@ -158,7 +178,13 @@ test('TCP options: NOP and unknown kinds skipped, EOL ends the list, malformed o
     return withField(segment, 16, sum);
   };
   // Linux's SYN: mss, sackOK, timestamps, nop, window scale
-  t.is(decodeTcp(withOptions('020405b4 0402 080a00000001 00000000 01 030307'), a.ip, b.ip).mss, 1460);
+  t.like(decodeTcp(withOptions('020405b4 0402 080a00000001 00000000 01 030307'), a.ip, b.ip), { mss: 1460, windowScale: 7 });
+  // a shift count above 14 is taken as 14 (RFC 7323 2.3), not refused
+  t.is(decodeTcp(withOptions('01 03030f'), a.ip, b.ip).windowScale, 14);
+  t.is(decodeTcp(withOptions('01 0303ff'), a.ip, b.ip).windowScale, 14);
+  refuses(t, () => decodeTcp(withOptions('0302 0000'), a.ip, b.ip), /^TCP window scale option of length 2, not 3$/);
+  refuses(t, () => decodeTcp(withOptions('0304 0700'), a.ip, b.ip), /^TCP window scale option of length 4, not 3$/);
+  refuses(t, () => decodeTcp(withOptions('0101 0103'), a.ip, b.ip), /^TCP option 3 of length 0 with 1 option bytes left$/);
   t.is(decodeTcp(withOptions('0101 0204 0218 0000'), a.ip, b.ip).mss, 0x0218);
   // after EOL come only padding bytes, even if they look like an option
   t.false('mss' in decodeTcp(withOptions('00 020405b4 000000'), a.ip, b.ip));
@@ -222,6 +248,8 @@ test('encoders refuse fields that do not fit with EINVAL', (t) => {
   einval(() => encodeTcp({ ...syn, srcPort: 65536 }, a.ip, b.ip));
   einval(() => encodeTcp({ ...syn, seq: -1 }, a.ip, b.ip));
   einval(() => encodeTcp({ ...syn, window: 70000 }, a.ip, b.ip));
+  einval(() => encodeTcp({ ...syn, windowScale: 15 }, a.ip, b.ip));
+  einval(() => encodeTcp({ ...syn, windowScale: -1 }, a.ip, b.ip));
   einval(() => encodeTcp(syn, a.ip, '10.0.0'));
   einval(() => encodeUdp({ srcPort: 1, dstPort: 2, payload: new Uint8Array(65528) }, a.ip, b.ip));
   einval(() => encodeIpv4({ src: a.ip, dst: b.ip, protocol: 6, ttl: 256, id: 0, dontFragment: true, payload: new Uint8Array(0) }));
@@ -281,6 +309,7 @@ test('garbage: random and corrupted bytes decode to a value or a FrameError, nev
   const valid = [
     encodeEthernet({ dst: b.mac, src: a.mac, type: etherTypes.ipv4, payload: encodeIpv4({ src: a.ip, dst: b.ip, protocol: 6, ttl: 64, id: 9, dontFragment: true, payload: encodeTcp(syn, a.ip, b.ip) }) }),
     encodeEthernet({ dst: broadcastMac, src: a.mac, type: etherTypes.arp, payload: bytes(arpRequestHex) }),
+    encodeEthernet({ dst: b.mac, src: a.mac, type: etherTypes.ipv4, payload: encodeIpv4({ src: a.ip, dst: b.ip, protocol: 6, ttl: 64, id: 9, dontFragment: true, payload: bytes(tcpSynScaledHex) }) }),
   ];
   for (let i = 0; i < 5_000; i++) {
     const frame = valid[i % valid.length]!.slice();

@@ -3,10 +3,12 @@
  * delays, drops, duplicates and reorders segments by a seeded PRNG, and a loop that jumps the clock to
  * the next delivery or the next connection timer. The applications on both ends are driven only by the
  * connections' events, as the socket layer will be, so a missing wake-up shows as a stalled transfer.
+ * Segments cross the wire as bytes (frame.ts's encoding), so a field that does not fit the header, such
+ * as a window above 65535, fails the test.
  */
 import test, { type ExecutionContext } from 'ava';
 import { SlicelabError, decode, encode } from '@slicelab/protocol';
-import type { TcpSegment } from '../../dist/net/frame.js';
+import { decodeTcp, encodeTcp, type TcpSegment } from '../../dist/net/frame.js';
 import {
   TcpConnection, defaultTcpConfig, resetFor, type TcpConfig, type TcpEvent, type TcpState, type TcpStateName,
 } from '../../dist/net/tcp.js';
@@ -62,6 +64,8 @@ class Net {
   readonly arrived: Record<Side, TcpSegment[]> = { a: [], b: [] };
   /** drops a segment on top of the wire's random loss */
   drop?: (from: Side, segment: TcpSegment) => boolean;
+  /** changes a segment on the way, as a middlebox would */
+  rewrite?: (from: Side, segment: TcpSegment) => TcpSegment;
   /** runs after every step, to watch states */
   watch?: () => void;
   private readonly events: { at: number; order: number; run: () => void }[] = [];
@@ -90,11 +94,13 @@ class Net {
   private transmit(from: Side, segment: TcpSegment): void {
     this.sent[from].push({ at: this.now, segment });
     if (this.drop?.(from, segment)) return;
+    const [src, dst] = from === 'a' ? ['10.0.0.1', '10.0.0.2'] : ['10.0.0.2', '10.0.0.1'];
+    const arriving = decodeTcp(encodeTcp(this.rewrite?.(from, segment) ?? segment, src, dst), src, dst);
     const copies = this.random() < (this.wire.duplicate ?? 0) ? 2 : 1;
     for (let i = 0; i < copies; i++) {
       if (this.random() < (this.wire.loss ?? 0)) continue;
       const delay = this.wire.delayMs + this.random() * (this.wire.jitterMs ?? 0);
-      this.at(this.now + delay, () => this.deliver(other(from), segment));
+      this.at(this.now + delay, () => this.deliver(other(from), arriving));
     }
   }
 
@@ -270,6 +276,164 @@ test('handshake negotiates the MSS, then 1 MiB each way arrives in order and bot
   }
 });
 
+/** a middlebox that strips the Window Scale option from a's SYN: b never hears it, so neither side scales */
+const stripWindowScale = (from: Side, segment: TcpSegment): TcpSegment => (from === 'a' && segment.flags.syn ? { ...segment, windowScale: undefined } : segment);
+
+/** The largest window each side saw the other advertise, in bytes, and the largest window field sent. */
+function watchWindows(net: Net) {
+  const largest = { a: 0, b: 0 };
+  net.watch = () => {
+    for (const side of ['a', 'b'] as const) largest[side] = Math.max(largest[side], net.ends[side].conn?.info().sendWindow ?? 0);
+  };
+  return largest;
+}
+
+test('window scaling: both SYNs offer it (SYN windows unscaled), then every window field is shifted by its sender\'s count', (t) => {
+  const net = new Net({ delayMs: 10 });
+  // a's 4 MiB (the default) needs a shift of 7, as Linux's; b's 512 KiB one of 4
+  const seenAtEstablished: number[] = [];
+  const largest = watchWindows(net);
+  const watch = net.watch!;
+  net.watch = () => {
+    watch();
+    if (net.ends.a.conn?.state === 'ESTABLISHED' && seenAtEstablished.length === 0) seenAtEstablished.push(net.ends.a.conn.info().sendWindow);
+  };
+  const aToB = randomBytes(MiB, 1);
+  const bToA = randomBytes(MiB, 2);
+  const { a, b } = pair(net, { aToB, bToA, config: { b: { receiveBuffer: 512 * KiB } } });
+  // each side's state once its handshake is over
+  const states: Partial<Record<Side, TcpState>> = {};
+  t.true(net.run(() => {
+    for (const side of ['a', 'b'] as const) {
+      const conn = net.ends[side].conn;
+      if (!states[side] && conn && conn.state !== 'SYN_SENT' && conn.state !== 'SYN_RECEIVED') states[side] = conn.save(net.now);
+    }
+    return a.conn.state === 'CLOSED' && b.conn?.state === 'CLOSED';
+  }, 60_000));
+  sameBytes(t, b.bytes(), aToB, 'a → b');
+  sameBytes(t, a.bytes(), bToA, 'b → a');
+  const syn = net.sent.a[0]!.segment;
+  const synAck = net.sent.b[0]!.segment;
+  t.like(syn, { flags: { syn: true, ack: false }, mss: 1460, windowScale: 7, window: 65535 });
+  t.like(synAck, { flags: { syn: true, ack: true }, mss: 1460, windowScale: 4, window: 65535 });
+  t.deepEqual([states.a?.windowShift, states.b?.windowShift], [{ send: 4, receive: 7 }, { send: 7, receive: 4 }]);
+  // the SYN-ACK's window was taken as it stood, not shifted
+  t.deepEqual(seenAtEstablished, [65535]);
+  // b's fields count 16-byte units: its empty 512 KiB buffer is a field of 32768
+  const bFields = net.sent.b.slice(1).map(({ segment }) => segment.window);
+  t.is(Math.max(...bFields), 32768);
+  t.is(largest.a, 512 * KiB);
+  t.true(largest.b > 65535 && largest.b <= defaultTcpConfig.receiveBuffer, `a advertised up to ${largest.b}`);
+  t.is(a.conn.info().retransmits + b.conn.info().retransmits, 0);
+});
+
+test('window scaling: a SYN without the option gets a SYN-ACK without it, and no window exceeds 65535', (t) => {
+  const net = new Net({ delayMs: 10 });
+  net.rewrite = stripWindowScale;
+  const largest = watchWindows(net);
+  const { a, b } = pair(net, { aToB: randomBytes(MiB, 1), bToA: randomBytes(MiB, 2) });
+  t.true(net.run(bothClosed(net), 60_000));
+  t.is(a.received, MiB);
+  t.is(b.received, MiB);
+  t.is(net.sent.a[0]!.segment.windowScale, 7, 'a offered it');
+  t.is(net.arrived.b[0]!.windowScale, undefined, 'b never heard it');
+  t.false('windowScale' in net.sent.b[0]!.segment);
+  t.is(a.conn.save(net.now).windowShift, null);
+  t.is(b.conn.save(net.now).windowShift, null);
+  // both 4 MiB buffers advertised as the 16-bit field allows, unscaled
+  t.is(largest.a, 65535);
+  t.is(largest.b, 65535);
+});
+
+/** A connection of ours (iss 0, port 40000) against a peer played by hand: what we sent, and a way to answer. */
+function handPlayed(config?: Partial<TcpConfig>) {
+  const sent: TcpSegment[] = [];
+  const conn = TcpConnection.connect(40000, 80, { clock: () => 0, send: (segment) => sent.push(segment), iss: 0, config });
+  const flags = { syn: false, ack: true, fin: false, rst: false, psh: false };
+  const peer = (segment: Partial<TcpSegment>) => conn.receive({ srcPort: 80, dstPort: 40000, seq: 5001, ack: 1, flags, window: 0, payload: new Uint8Array(0), ...segment });
+  const synAck = (segment: Partial<TcpSegment>) => peer({ seq: 5000, flags: { ...flags, syn: true }, mss: 1460, ...segment });
+  return { conn, sent, peer, synAck };
+}
+
+test('window scaling: a SYN-ACK without the option leaves our windows unscaled; a shift count above 14 counts as 14', (t) => {
+  const old = handPlayed();
+  t.is(old.sent[0]!.windowScale, 7);
+  old.synAck({ window: 50000 });
+  t.is(old.conn.state, 'ESTABLISHED');
+  t.is(old.conn.save(0).windowShift, null);
+  t.is(old.conn.info().sendWindow, 50000);
+  old.peer({ window: 40000 });
+  t.is(old.conn.info().sendWindow, 40000);
+  // our 4 MiB buffer, as much of it as 16 bits say
+  t.deepEqual(old.sent.slice(1).map((segment) => segment.window), [65535]);
+  t.is(old.conn.info().receiveWindow, 65535);
+
+  const greedy = handPlayed();
+  greedy.synAck({ window: 1000, windowScale: 20 });
+  t.deepEqual(greedy.conn.save(0).windowShift, { send: 14, receive: 7 });
+  // the SYN-ACK's window is never scaled, the next segment's is
+  t.is(greedy.conn.info().sendWindow, 1000);
+  greedy.peer({ window: 2 });
+  t.is(greedy.conn.info().sendWindow, 2 * 2 ** 14);
+  // our ACK's field: the free 4 MiB in units of 128 bytes
+  t.deepEqual(greedy.sent.slice(1).map((segment) => segment.window), [32768]);
+  t.is(greedy.conn.info().receiveWindow, 4 * MiB);
+});
+
+test('window scaling: our shift is the smallest whose largest window covers the receive buffer', (t) => {
+  const shiftFor = (receiveBuffer: number) => handPlayed({ receiveBuffer }).sent[0]!.windowScale;
+  t.deepEqual([65535, 65536, 131070, 131071, 256 * KiB, MiB, 6 * MiB].map(shiftFor), [0, 1, 1, 2, 3, 5, 7]);
+  t.is(shiftFor(65535 * 2 ** 14), 14);
+  t.is(t.throws(() => shiftFor(65535 * 2 ** 14 + 1), { instanceOf: SlicelabError })?.code, 'EINVAL');
+  // a buffer below 65535 offers scaling too, with 0 (RFC 7323 2.2), and its SYN's window is the buffer
+  const small = handPlayed({ receiveBuffer: 16 * KiB }).sent[0]!;
+  t.like(small, { windowScale: 0, window: 16 * KiB });
+});
+
+test('window scaling: a SYN-ACK resent after a restore in SYN_RECEIVED still carries our shift count', (t) => {
+  const sent: TcpSegment[] = [];
+  const hooks = { clock: () => 0, send: (segment: TcpSegment) => sent.push(segment) };
+  const flags = { syn: true, ack: false, fin: false, rst: false, psh: false };
+  const syn = { srcPort: 40000, dstPort: 80, seq: 7, ack: 0, flags, window: 65535, mss: 1460, windowScale: 5, payload: new Uint8Array(0) };
+  const conn = TcpConnection.accept(syn, { ...hooks, config: { receiveBuffer: MiB } });
+  const state = decode(encode(conn.save(0))) as TcpState;
+  t.deepEqual(state.windowShift, { send: 5, receive: 5 });
+  const restored = TcpConnection.restore(state, 10_000, { ...hooks, clock: () => 10_000 });
+  restored.receive(syn);
+  t.is(sent.length, 2);
+  for (const synAck of sent) t.like(synAck, { flags: { syn: true, ack: true }, windowScale: 5, window: 65535 });
+  // and without the option in the SYN, none in the SYN-ACK, before or after a restore
+  const plain = TcpConnection.accept({ ...syn, windowScale: undefined }, hooks);
+  TcpConnection.restore(plain.save(0), 0, hooks).receive({ ...syn, windowScale: undefined });
+  t.deepEqual(sent.slice(2).map((segment) => segment.windowScale), [undefined, undefined]);
+});
+
+test('window scaling: a path whose bandwidth-delay product exceeds 64 KiB carries more than 64 KiB per round trip', (t) => {
+  const data = randomBytes(4 * MiB, 16);
+  /** 4 MiB a → b over 20 ms of RTT and no bandwidth limit: the window alone sets the pace */
+  const transfer = (rewrite?: Net['rewrite']) => {
+    const net = new Net({ delayMs: 10 });
+    net.rewrite = rewrite;
+    const { a, b } = pair(net, { aToB: data });
+    let inFlight = 0;
+    net.watch = () => {
+      inFlight = Math.max(inFlight, net.ends.a.conn?.info().inFlight ?? 0);
+    };
+    t.true(net.run(() => b.conn?.eof === true, 60_000));
+    sameBytes(t, b.bytes(), data, 'a → b');
+    const goodput = data.length / (net.now / 1000);
+    t.log(`${rewrite ? 'unscaled' : 'scaled'}: ${(goodput / 1e6).toFixed(1)} MB/s, at most ${inFlight} bytes in flight, ${net.now} ms`);
+    return { goodput, inFlight };
+  };
+  const unscaled = transfer(stripWindowScale);
+  const scaled = transfer();
+  const windowPerRtt = 65535 / 0.020;
+  t.true(unscaled.inFlight <= 65535);
+  t.true(unscaled.goodput <= windowPerRtt, `unscaled ${unscaled.goodput} B/s`);
+  t.true(scaled.inFlight > 4 * 65535, `scaled: ${scaled.inFlight} bytes in flight`);
+  t.true(scaled.goodput > 3 * windowPerRtt, `scaled ${scaled.goodput} B/s`);
+});
+
 test('1 MiB each way under 5 % loss', (t) => {
   const { a } = transferBothWays(t, { delayMs: 10, loss: 0.05 });
   const info = a.conn.info();
@@ -305,51 +469,84 @@ test('sequence numbers wrap past 2^32 during a transfer under loss', (t) => {
   }
 });
 
-test('a slow reader stalls the sender by the window, without loss or retransmission', (t) => {
+/** the buffers before window scaling: a window of at most 65535 bytes, which needs no shift */
+const unscaledBuffers = { receiveBuffer: 65535, sendBuffer: 128 * KiB };
+/** buffers whose window needs a shift of 3 (65535 << 2 is 4 bytes short of 256 KiB) */
+const scaledBuffers = { receiveBuffer: 256 * KiB, sendBuffer: 256 * KiB };
+
+/** `chunk` bytes read every 20 ms, far below what the path carries: the window, not the path, sets the pace. */
+function slowReader(t: ExecutionContext, buffers: typeof unscaledBuffers, dataBytes: number, chunk: number, shift: number) {
   const net = new Net({ delayMs: 10 });
-  const data = randomBytes(512 * KiB, 3);
-  const { a, b } = pair(net, { aToB: data });
+  const data = randomBytes(dataBytes, 3);
+  const { a, b } = pair(net, { aToB: data, config: { a: buffers, b: buffers } });
   b.eager = false;
-  // 2 KiB every 20 ms: 100 KB/s, far below what the path carries
   const readSlowly = () => {
-    if (net.ends.b.conn) b.read(2 * KiB);
+    if (net.ends.b.conn) b.read(chunk);
     if (!net.ends.b.conn?.eof) net.at(net.now + 20, readSlowly);
   };
   net.at(0, readSlowly);
   let zeroWindow = false;
+  let largestWindow = 0;
   net.watch = () => {
-    if (a.conn.info().sendWindow === 0) zeroWindow = true;
+    const { sendWindow } = a.conn.info();
+    if (sendWindow === 0) zeroWindow = true;
+    largestWindow = Math.max(largestWindow, sendWindow);
   };
   t.true(net.run(() => b.conn?.eof === true, 60_000));
   sameBytes(t, b.bytes(), data, 'a → b');
   const info = a.conn.info();
+  t.is(b.conn.save(net.now).windowShift?.receive, shift);
+  t.true(largestWindow > buffers.receiveBuffer - 2 ** shift && largestWindow <= buffers.receiveBuffer, `largest window ${largestWindow}`);
   t.true(zeroWindow, 'the window closed');
   t.true(a.blocked > 0, 'the writer blocked on a full send buffer');
   t.is(info.retransmits, 0);
   t.is(info.timeouts, 0);
-  t.true(net.now >= 5000, `took ${net.now} ms, as the reader's pace`);
+  const pace = (dataBytes / chunk - 1) * 20;
+  t.true(net.now >= pace, `took ${net.now} ms, as the reader's pace (${pace} ms)`);
+}
+
+test('a slow reader stalls the sender by the window, without loss or retransmission', (t) => {
+  slowReader(t, unscaledBuffers, 512 * KiB, 2 * KiB, 0);
 });
 
-test('a window update lost on the wire is recovered by the zero-window probe', (t) => {
+test('a slow reader stalls the sender by a scaled window, without loss or retransmission', (t) => {
+  slowReader(t, scaledBuffers, 768 * KiB, 8 * KiB, 3);
+});
+
+/** The receiver stops reading until the window closes; the ACKs that reopen it are lost. */
+function lostWindowUpdate(t: ExecutionContext, receiveBuffer: number, dataBytes: number, shift: number) {
   const net = new Net({ delayMs: 10 });
-  const data = randomBytes(200 * KiB, 4);
-  const { a, b } = pair(net, { aToB: data, config: { b: { receiveBuffer: 16 * KiB } } });
+  const data = randomBytes(dataBytes, 4);
+  const { a, b } = pair(net, { aToB: data, config: { b: { receiveBuffer } } });
   b.eager = false;
   const stalled = () => a.conn !== undefined && a.conn.info().sendWindow === 0 && a.conn.info().inFlight === 0 && a.written > 0;
   t.true(net.run(stalled, 10_000));
   t.is(b.conn.info().receiveWindow, 0);
-  // the reader empties the buffer; the ACK announcing the open window is lost
+  t.is(b.received, 0);
+  // up to the last byte, or the last unit of the scaled field: the edge is counted in units of 2^shift
+  t.true(b.conn.readable > receiveBuffer - 2 ** shift && b.conn.readable <= receiveBuffer, `${b.conn.readable} bytes wait`);
+  t.is(b.conn.save(net.now).windowShift?.receive, shift);
+  // the reader empties the buffer; the ACKs announcing the open window (one per doubling) are lost
   let dropped = 0;
-  net.drop = (from) => from === 'b' && dropped++ === 0;
+  net.drop = (from) => from === 'b' && ++dropped > 0;
   const probesBefore = a.conn.info().windowProbes;
   b.eager = true;
   b.read(Infinity);
-  t.is(dropped, 1);
+  net.drop = undefined;
+  t.true(dropped >= 1);
   t.is(a.conn.info().sendWindow, 0);
   t.true(net.run(() => b.conn.eof, 60_000));
   sameBytes(t, b.bytes(), data, 'a → b');
   t.true(a.conn.info().windowProbes > probesBefore, 'a probe found the open window');
   t.is(a.conn.info().retransmits, 0);
+}
+
+test('a window update lost on the wire is recovered by the zero-window probe', (t) => {
+  lostWindowUpdate(t, 16 * KiB, 200 * KiB, 0);
+});
+
+test('a scaled window update lost on the wire is recovered by the zero-window probe', (t) => {
+  lostWindowUpdate(t, scaledBuffers.receiveBuffer, 768 * KiB, 3);
 });
 
 test('three duplicate ACKs trigger a fast retransmit well before the RTO', (t) => {
@@ -459,8 +656,10 @@ test('a SYN answered by RST fails the connect with ECONNREFUSED', (t) => {
 
 test('a RST mid-stream fails the connection with ECONNRESET', (t) => {
   const net = new Net({ delayMs: 10 });
-  const { a, b } = pair(net, { aToB: randomBytes(MiB, 8) });
+  // neither end closes: a closed one (CLOSING, LAST_ACK) takes a RST as the end, with no error
+  const { a, b } = pair(net, { aToB: randomBytes(MiB, 8), close: false });
   t.true(net.run(() => b.received > 100 * KiB, 10_000));
+  t.is(a.conn.state, 'ESTABLISHED');
   b.conn.abort();
   t.is(b.conn.state, 'CLOSED');
   t.is(b.conn.error, undefined);
@@ -572,6 +771,7 @@ test('saved mid-transfer under loss and restored on hosts with other clocks, bot
     t.true(resumed === remaining || Math.abs(resumed! - remaining!) < 1e-6, `timer due in ${resumed} ms, was ${remaining} ms`);
     const again = restored.save(now);
     t.deepEqual({ ...again, timers: null, rtt: null }, { ...state, timers: null, rtt: null });
+    t.deepEqual(again.windowShift, { send: 7, receive: 7 });
     t.is(again.rtt.srtt, state.rtt.srtt);
     return state;
   };

@@ -15,12 +15,12 @@ export default class ContainerPs extends BaseCommand {
     const client = await ClusterClient.connect({ cluster: flags.cluster });
     try {
       const { containers, unknown, missing } = await client.survey(flags.host);
-      this.say(table(['container', 'host', 'program', 'state', 'pids', 'cpu', 'memory', 'weight'], [
+      this.say(table(['container', 'host', 'ip', 'program', 'state', 'pids', 'cpu', 'memory', 'weight'], [
         ...containers.map((c) => [
-          c.name, c.host, c.program, c.exitCode !== undefined ? `${c.state} (${c.exitCode})` : c.frozen ? `${c.state} (frozen)` : c.state, c.pids,
+          c.name, c.host, c.nics.map((nic) => nic.ip).join(',') || '-', c.program, c.exitCode !== undefined ? `${c.state} (${c.exitCode})` : c.frozen ? `${c.state} (frozen)` : c.state, c.pids,
           formatDuration(c.cpuUsageMs), memoryText(c.memoryCurrent, c.memoryMax), c.cpuWeight,
         ]),
-        ...unknown.map((u) => [u.name, u.host, '?', `unknown (${u.reason})`, '?', '?', '?', '?']),
+        ...unknown.map((u) => [u.name, u.host, '?', '?', `unknown (${u.reason})`, '?', '?', '?', '?']),
       ]));
       for (const m of missing) this.note(`host ${m.host} did not answer: ${m.reason}`);
       if (flags.all) {

@@ -1,6 +1,7 @@
 import { Flags } from '@oclif/core';
 import { ClusterClient } from '@slicelab/client';
 import { programNames } from '@slicelab/programs';
+import { maxNics } from '@slicelab/protocol';
 import { BaseCommand } from '../../base.js';
 import { clusterFlag } from '../../config-file.js';
 import { argFlag, cgroupWrites, limitFlags, programArgs } from '../../container-flags.js';
@@ -17,6 +18,7 @@ export default class ContainerRun extends BaseCommand {
     name: Flags.string({ required: true, description: 'container name, unique in the cluster' }),
     program: Flags.string({ required: true, description: `program: ${programNames().join(', ')}` }),
     hostname: Flags.string({ description: 'hostname inside (uts namespace); default: the container name' }),
+    nic: Flags.integer({ default: 1, min: 0, max: maxNics, description: 'nics in its net namespace (eth0, eth1, …), each with an address from the cluster\'s subnet' }),
     arg: argFlag,
     ...limitFlags,
   };
@@ -26,9 +28,10 @@ export default class ContainerRun extends BaseCommand {
     const client = await ClusterClient.connect({ cluster: flags.cluster });
     try {
       const info = await client.runContainer(flags.host, {
-        name: flags.name, program: flags.program, args: programArgs(flags.arg), cgroup: cgroupWrites(flags), hostname: flags.hostname,
+        name: flags.name, program: flags.program, args: programArgs(flags.arg), cgroup: cgroupWrites(flags), hostname: flags.hostname, nics: flags.nic,
       });
-      this.say(`container ${info.name} runs ${info.program} on ${info.host} (pid 1 inside, ${info.processes[0]?.gpid ?? '?'} on the host)`);
+      const addresses = info.nics.map((nic) => `${nic.name} ${nic.ip}`).join(', ');
+      this.say(`container ${info.name} runs ${info.program} on ${info.host} (pid 1 inside, ${info.processes[0]?.gpid ?? '?'} on the host)${addresses ? `; ${addresses}` : ''}`);
       return info;
     } finally {
       await client.close();

@@ -1,0 +1,107 @@
+/**
+ * The virtual network over real host processes: nics with addresses leased in the cluster, ping across
+ * hosts through the CLI as ping prints it, the uplink's delay and loss, a TCP stream that delivers every
+ * byte in order across 5 % loss, iperf, and an open stream that survives its container's checkpoint on
+ * one host and restore on another.
+ */
+import test from 'ava';
+import type { ContainerInfo } from '@slicelab/protocol';
+import { Harness, oneLineError, poll } from './harness.js';
+
+const h = new Harness();
+const cluster = 'wire';
+test.before(async () => {
+  const config = h.writeConfig(cluster, {
+    name: cluster,
+    hosts: [
+      { name: 'h1', cores: 2, memory: '512MiB', uplink: { bandwidth: '100mbit', delay: '10ms', loss: 5 } },
+      { name: 'h2', cores: 2, memory: '512MiB', uplink: { bandwidth: '100mbit', delay: '10ms', loss: 5 } },
+      { name: 'h3', cores: 2, memory: '512MiB' },
+    ],
+  });
+  const up = await h.cli(['up', '--config', config, '--detach']);
+  if (up.code !== 0) throw new Error(up.stderr);
+});
+test.after.always(async () => {
+  await h.cli(['down']);
+  await h.cleanup();
+});
+
+type PingJson = { target: string; lines: string[]; transmitted: number; received: number; lossPercent: number; rtt?: { min: number; avg: number; max: number } };
+
+async function run(host: string, name: string, program: string, args: Record<string, string | number> = {}, extra: string[] = []): Promise<ContainerInfo> {
+  const flags = Object.entries(args).flatMap(([k, v]) => ['--arg', `${k}=${v}`]);
+  const info = await h.cliJson<ContainerInfo>(['container', 'run', '--host', host, '--name', name, '--program', program, ...flags, ...extra]);
+  if (info.code !== 0) throw new Error(info.stderr);
+  return info;
+}
+
+const metrics = async (name: string) => (await h.cliJson<ContainerInfo>(['container', 'inspect', name])).processes[0]?.metrics ?? {};
+
+test.serial('every container gets a nic with an address of the cluster\'s subnet, unique across hosts, and a MAC made from it', async (t) => {
+  const a = await run('h1', 'a', 'sleeper');
+  const b = await run('h2', 'b', 'sleeper');
+  const two = await run('h3', 'two', 'sleeper', {}, ['--nic', '2']);
+  const all = [...a.nics, ...b.nics, ...two.nics];
+  t.deepEqual(two.nics.map((n) => n.name), ['eth0', 'eth1']);
+  for (const nic of all) {
+    t.regex(nic.ip, /^10\.0\.\d+\.\d+$/);
+    t.is(nic.mac, `02:00:${nic.ip.split('.').map((o) => Number(o).toString(16).padStart(2, '0')).join(':')}`);
+  }
+  t.is(new Set(all.map((n) => n.ip)).size, all.length, 'no address twice');
+  const ps = await h.cli(['container', 'ps']);
+  t.regex(ps.stdout, new RegExp(`│ a\\s+│ h1\\s+│ ${a.nics[0]!.ip.replace(/\./g, '\\.')}\\s+│`));
+  t.is((await h.cli(['container', 'rm', '-f', 'two'])).code, 0);
+});
+
+test.serial('ping across hosts prints what ping prints; the RTT carries both uplinks\' delay', async (t) => {
+  const text = await h.cli(['net', 'ping', 'a', 'b', '--count', '5', '--interval', '100ms', '--wait', '500ms']);
+  const ip = (await h.cliJson<ContainerInfo>(['container', 'inspect', 'b'])).nics[0]!.ip;
+  const lines = text.stdout.trim().split('\n');
+  t.is(lines[0], `PING ${ip} (${ip}) 56(84) bytes of data.`);
+  for (const reply of lines.filter((l) => l.includes('bytes from'))) t.regex(reply, new RegExp(`^64 bytes from ${ip.replace(/\./g, '\\.')}: icmp_seq=\\d ttl=64 time=\\d+(\\.\\d+)? ms$`));
+  t.true(lines.includes(`--- ${ip} ping statistics ---`));
+  t.regex(text.stdout, /^5 packets transmitted, \d received, \d+(\.\d+)?% packet loss, time \d+ms$/m);
+  const json = await h.cliJson<PingJson>(['net', 'ping', 'a', ip, '--count', '10', '--interval', '50ms', '--wait', '500ms']);
+  t.true(json.received >= 5, `most replies come back through 5 % loss each way: ${json.received}/10`);
+  // 10 ms out on h1's uplink, 10 ms back on h2's
+  t.true(json.rtt!.min >= 20, `rtt min ${json.rtt!.min} ms`);
+  t.true(json.rtt!.min < 20 + 15, `rtt min ${json.rtt!.min} ms`);
+});
+
+test.serial('ping: an address nobody holds is 100 % loss and exit 1; an unknown container is one line', async (t) => {
+  const none = await h.cli(['net', 'ping', 'a', '10.0.255.254', '--count', '2', '--interval', '100ms', '--wait', '200ms'], 30_000);
+  t.is(none.code, 1);
+  t.regex(none.stdout, /2 packets transmitted, 0 received, 100% packet loss/);
+  oneLineError(t, await h.cli(['net', 'ping', 'a', 'nosuch']), /no container "nosuch"/);
+  oneLineError(t, await h.cli(['net', 'ping', 'a', 'b', '--count', '0']), /--count/);
+});
+
+test.serial('a TCP stream delivers every byte in order across 5 % loss on both uplinks', async (t) => {
+  const server = await run('h2', 'echo-srv', 'echo');
+  await run('h1', 'echo-cli', 'echo', { mode: 'client', target: server.nics[0]!.ip, bytes: '512K', chunk: '64K' });
+  const logs = await poll(() => h.cli(['container', 'logs', 'echo-cli']), (r) => /verified|echo:/.test(r.stdout), 120, 500);
+  t.regex(logs.stdout, /echo: verified 524288 bytes/);
+});
+
+test.serial('iperf between two hosts: intervals and totals as iperf3 prints them', async (t) => {
+  const server = await run('h3', 'ip-srv', 'iperf', { mode: 'server' });
+  await run('h3', 'ip-cli', 'iperf', { mode: 'client', target: server.nics[0]!.ip, time: '2s' });
+  const logs = await poll(() => h.cli(['container', 'logs', 'ip-cli']), (r) => /iperf Done/.test(r.stdout), 60, 250);
+  t.regex(logs.stdout, /\[\s*\d+\]\s+0\.00-1\.\d\d\s+sec\s+[\d.]+ [KMG]Bytes\s+[\d.]+ [KMG]bits\/sec\s+\d+\s+[\d.]+ [KMG]Bytes/);
+  t.regex(logs.stdout, /sec\s+[\d.]+ [KMG]Bytes\s+[\d.]+ [KMG]bits\/sec\s+\d+\s+sender/);
+  t.regex(logs.stdout, /receiver/);
+});
+
+test.serial('an open stream survives its container\'s checkpoint on one host and restore on another: same address, every byte', async (t) => {
+  const server = await run('h2', 'far', 'echo');
+  const mover = await run('h1', 'mover', 'echo', { mode: 'client', target: server.nics[0]!.ip, bytes: '1M', chunk: '32K' });
+  await poll(() => metrics('mover'), (m) => (m['verified'] ?? 0) > 64 * 1024, 100, 100);
+  const image = `${h.home}/mover.img`;
+  t.is((await h.cli(['container', 'checkpoint', 'mover', '--out', image])).code, 0);
+  const restored = await h.cliJson<{ info: ContainerInfo }>(['container', 'restore', image, '--host', 'h3']);
+  t.is(restored.code, 0, restored.stderr);
+  t.deepEqual(restored.info.nics, mover.nics, 'the same address and MAC on the new host');
+  const logs = await poll(() => h.cli(['container', 'logs', 'mover']), (r) => /verified|echo:/.test(r.stdout), 120, 500);
+  t.regex(logs.stdout, /echo: verified 1048576 bytes/);
+});
