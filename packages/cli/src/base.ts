@@ -3,12 +3,13 @@
  * flag types that go through the one units parser.
  */
 import { Command, Flags, Interfaces } from '@oclif/core';
-import { SlicelabError, errorMessage, parseDuration, parseRate, parseSize, printable, printableLines } from '@slicelab/protocol';
+import { SlicelabError, errorMessage, parseDuration, parsePercent, parseRate, parseSize, printable, printableLines } from '@slicelab/protocol';
 
 export const unitFlags = {
   size: Flags.custom<number>({ parse: async (input) => parseSize(input) }),
   rate: Flags.custom<number>({ parse: async (input) => parseRate(input) }),
   duration: Flags.custom<number>({ parse: async (input) => parseDuration(input) }),
+  percent: Flags.custom<number>({ parse: async (input) => parsePercent(input) }),
 };
 
 export abstract class BaseCommand extends Command {

@@ -11,9 +11,9 @@ import { nuid, type NatsConnection, type Subscription } from '@nats-io/transport
 import {
   SlicelabError, clusterSubjects, connectBus, decode, inboxPrefix, loadCredential, decodeImage, encode, errorMessage, listen, checkName, nameClaims, newCounters, receiveBytes, request,
   sendBytes, validate,
-  type BusAccess, type BusCounters, type ErrorCode, type Holder, type CgroupFiles, type CheckpointResult, type ClaimBucket, type ClusterSubjects, type ContainerInfo, type ContainerInspected,
-  type ContainerOp, type ContainerRun, type Heartbeat, type HostEvent, type HostList, type HostRecord, type HostStatus, type ProcessInfo, type RestoreResult,
-  type SchedulerTrace, type TransferStats,
+  type BusAccess, type BusCounters, type ErrorCode, type Holder, type CaptureResult, type CgroupFiles, type CheckpointResult, type ClaimBucket, type ClusterSubjects, type ContainerInfo, type ContainerInspected,
+  type ContainerOp, type ContainerRun, type Heartbeat, type HostArp, type HostEvent, type HostLinks, type HostList, type HostRecord, type HostStatus, type LinkSet,
+  type LinkSettings, type NetOp, type NicSettings, type ProcessInfo, type RestoreResult, type SchedulerTrace, type TransferStats,
 } from '@slicelab/protocol';
 import { findRun, runHealth, type RunFile } from '@slicelab/launcher';
 
@@ -61,6 +61,11 @@ export function readPing(lines: string[]): Omit<PingResult, 'from' | 'to' | 'tar
   };
 }
 
+/** The object without its undefined fields: on the bus a field is there with a value or not there. */
+function definedOnly<T extends object>(value: T): T {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
+}
+
 /** A container a host holds by name but that nobody can report on now, and why. */
 export interface UnknownContainer {
   name: string;
@@ -73,6 +78,12 @@ export interface UnknownContainer {
 export interface ContainerSurvey {
   containers: ContainerInfo[];
   unknown: UnknownContainer[];
+  missing: Array<{ host: string; reason: string }>;
+}
+
+/** What `net links` found: the hosts that answered, and those that did not with why. */
+export interface LinksSurvey {
+  hosts: HostLinks[];
   missing: Array<{ host: string; reason: string }>;
 }
 
@@ -99,6 +110,8 @@ const operations: Partial<Record<ContainerOp, { timeoutMs: number; retries: numb
   checkpoint: { timeoutMs: imageTimeoutMs, retries: 0 },
   restore: { timeoutMs: imageTimeoutMs, retries: 0 },
 };
+/** how long past its duration a capture's reply may take: the pcap file comes first */
+const captureSlackMs = 60_000;
 /** the largest image a client or a host takes in */
 const imageMaxBytes = 2 ** 32 - 1;
 
@@ -345,6 +358,71 @@ export class ClusterClient {
     return { from, to, target, ...readPing(lines) };
   }
 
+  /**
+   * The uplinks and nics of every host that answers (or of one host: then a host that does not answer is
+   * the error), asked at once: a hung host costs one timeout and is named in `missing`, as is a lost one.
+   */
+  async netLinks(host?: string): Promise<LinksSurvey> {
+    if (host) return { hosts: [await this.netRequest(host, 'links', {}, validate.hostLinks)], missing: [] };
+    const records = await this.hosts();
+    const missing: LinksSurvey['missing'] = records.filter((r) => r.state === 'lost').map((r) => ({ host: r.name, reason: 'lost (its heartbeats stopped)' }));
+    const answers = await Promise.all(records.filter((r) => r.state === 'up').map(async (r) => {
+      try {
+        return [await this.netRequest(r.name, 'links', {}, validate.hostLinks)];
+      } catch (error) {
+        missing.push({ host: r.name, reason: errorMessage(error) });
+        return [];
+      }
+    }));
+    return { hosts: answers.flat().sort((a, b) => a.host.localeCompare(b.host, 'en', { numeric: true })), missing };
+  }
+
+  /** Changes a host's uplink while it runs (bandwidth bits/s, delay and jitter ms, loss %, queue frames); only what is given changes. */
+  async netSetLink(host: string, changes: LinkSet): Promise<LinkSettings> {
+    return this.netRequest(host, 'set-link', definedOnly(changes), validate.linkSettings, { retries: 2 });
+  }
+
+  /** Changes a nic's class in its host's uplink shaper (rate and ceil bits/s, weight 1..10000); only what is given changes. */
+  async netSetNic(name: string, changes: { nic?: string; rate?: number; ceil?: number; weight?: number }): Promise<NicSettings> {
+    const host = await this.locate(name);
+    return this.netRequest(host, 'set-nic', { ...definedOnly(changes), name, nic: changes.nic ?? 'eth0' }, validate.nicSettings, { retries: 2 });
+  }
+
+  /** The neighbour tables of a host's containers and its bridge's forwarding table. */
+  async netArp(host: string): Promise<HostArp> {
+    return this.netRequest(host, 'arp', {}, validate.hostArp);
+  }
+
+  /**
+   * `tcpdump -w`: the frames of a container's nics, or of every port of a host's bridge, for `durationMs`
+   * or until `count` frames; the pcap file comes over the bus like a checkpoint image. `target` is a
+   * container's name, or a host's when no container has that name.
+   */
+  async netCapture(target: string, options: { durationMs: number; count?: number; onProgress?: ProgressListener }): Promise<{ result: CaptureResult; pcap: Uint8Array }> {
+    const holder = await this.locate(target).catch((error: unknown) => {
+      if (error instanceof SlicelabError && error.code === 'ENOENT') return undefined;
+      throw error;
+    });
+    if (!holder && !(await this.hosts()).some((r) => r.name === target)) {
+      throw new SlicelabError('ENOENT', `no container or host "${target}" in cluster "${this.cluster}"`);
+    }
+    const host = holder ?? target;
+    const receiver = receiveBytes(this.nc, `${this.inbox}.${nuid.next()}`, { maxBytes: imageMaxBytes, idleTimeoutMs: options.durationMs + captureSlackMs, counters: this.counters });
+    receiver.done.catch(() => {});
+    await this.nc.flush();
+    const progress = options.onProgress && setInterval(() => options.onProgress!(receiver.received(), 0), 200);
+    try {
+      const body = { container: holder ? target : undefined, durationMs: options.durationMs, count: options.count, to: receiver.subject };
+      const result = await this.netRequest(host, 'capture', definedOnly(body), validate.captureResult, { timeoutMs: options.durationMs + captureSlackMs });
+      return { result, pcap: await receiver.done };
+    } catch (error) {
+      receiver.cancel(errorMessage(error));
+      throw error;
+    } finally {
+      clearInterval(progress);
+    }
+  }
+
   /** The container's log, oldest line first: what its processes logged, crashes and OOM kills included. */
   async logs(name: string): Promise<string[]> {
     return (await this.containerRequest(name, 'logs', { name }, validate.containerLogs)).lines;
@@ -398,6 +476,12 @@ export class ClusterClient {
 
   private async hostRequest<R>(host: string, op: ContainerOp, body: unknown, check: (value: unknown) => R, timeoutMs = operations[op]?.timeoutMs ?? this.timeoutMs): Promise<R> {
     return request(this.nc, this.subjects.container(host, op), body, check, timeoutMs, { retries: operations[op]?.retries ?? 0 }).catch((error: unknown) => {
+      throw this.noSuchHost(host, error);
+    });
+  }
+
+  private async netRequest<R>(host: string, op: NetOp, body: unknown, check: (value: unknown) => R, options: { timeoutMs?: number; retries?: number } = {}): Promise<R> {
+    return request(this.nc, this.subjects.net(host, op), body, check, options.timeoutMs ?? this.timeoutMs, { retries: options.retries ?? 0 }).catch((error: unknown) => {
       throw this.noSuchHost(host, error);
     });
   }

@@ -13,10 +13,10 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { nuid, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import {
-  Outcomes, SlicelabError, checkName, maxNics, clusterSubjects, connectBus, decode, decodeImage, encode, encodeImage, errorMessage, imageFormat, loadCredential, memoryDigest, newCounters,
+  Outcomes, SlicelabError, checkName, maxCaptureFrames, maxNics, clusterSubjects, connectBus, decode, decodeImage, encode, encodeImage, errorMessage, imageFormat, loadCredential, memoryDigest, newCounters,
   publish, receiveBytes, request, sendBytes, serve, validate, version,
-  type BusAccess, type BusCounters, type CheckpointResult, type ContainerRun, type ClusterSubjects, type ContainerInspected, type HostInfo, type HostLoad, type HostSpec,
-  type HostStatus, type Logger, type Receiver, type RestoreResult, type Validator,
+  type BusAccess, type BusCounters, type CaptureResult, type CheckpointResult, type ContainerRun, type ClusterSubjects, type ContainerInspected, type HostInfo, type HostLoad, type HostSpec,
+  type HostStatus, type Logger, type NetCapture, type Receiver, type RestoreResult, type Validator,
 } from '@slicelab/protocol';
 import { pageSize } from '@slicelab/programs';
 import { HostClaim, NameClaims } from './claims.js';
@@ -230,7 +230,34 @@ export class Host {
         this.info.scheduler = { ...this.info.scheduler, policy: this.machine.policy, seed: r.seed ?? this.options.spec.scheduler.seed };
         return this.status();
       }),
+      answer(subjects.net(name, 'links'), validate.noBody, () => this.machine.network.links(name)),
+      answer(subjects.net(name, 'set-link'), validate.linkSet, (r) => {
+        const uplink = this.machine.network.setLink(r);
+        // what status says from now on
+        this.info.uplink = uplink;
+        return { host: name, uplink };
+      }),
+      answer(subjects.net(name, 'set-nic'), validate.nicSet, (r) => ({ host: name, ...this.machine.network.setNic(r.name, r.nic, r) })),
+      answer(subjects.net(name, 'arp'), validate.noBody, () => this.machine.network.arp(name)),
+      answer(subjects.net(name, 'capture'), validate.netCapture, (r) => this.capture(r)),
     );
+  }
+
+  /**
+   * `tcpdump -w`: records for the duration, or until `count` frames, then sends the pcap file to the
+   * requester's receiver (a capture may be larger than one message) and answers.
+   */
+  private async capture(request: NetCapture): Promise<CaptureResult> {
+    const began = performance.now();
+    const capture = this.machine.network.capture(request.container, request.count ?? maxCaptureFrames);
+    let timer: NodeJS.Timeout | undefined;
+    const elapsed = new Promise<'duration'>((resolve) => (timer = setTimeout(() => resolve('duration'), request.durationMs)));
+    const stoppedBy = await Promise.race([elapsed, capture.full.then(() => 'count' as const)]);
+    clearTimeout(timer);
+    const pcap = capture.stop();
+    const durationMs = performance.now() - began;
+    const transfer = await sendBytes(this.nc, request.to, pcap);
+    return { host: this.info.name, container: request.container, frames: capture.writer.frames, bytes: pcap.length, durationMs, stoppedBy, transfer };
   }
 
   /** A container under a name claimed in the cluster; the claim is given back if the run fails. */

@@ -286,6 +286,120 @@ export const SchedulerTrace = Type.Object({
 });
 export type SchedulerTrace = Static<typeof SchedulerTrace>;
 
+/** A nic's counters, as `ip -s link` shows them: frames it could not take or send counted as dropped. */
+export const NicCounters = Type.Object({ rxBytes: Count, rxPackets: Count, txBytes: Count, txPackets: Count, rxDropped: Count, txDropped: Count });
+export type NicCounters = Static<typeof NicCounters>;
+
+/**
+ * What an uplink's last full window (about a second) showed of slicelab itself: how long frames waited in
+ * its shaper, the rate it sent at meanwhile and the rate it was allowed (its bandwidth, or less when the
+ * waiting nics' ceilings sum to less), how late its timer woke (p99, max). `limited` when the emulator,
+ * not the link model, held it back; the rule is uplink.ts's.
+ */
+export const LinkHealth = Type.Object({
+  windowMs: NonNegative,
+  waitingMs: NonNegative,
+  sentBps: NonNegative,
+  allowedBps: NonNegative,
+  lateP99Ms: NonNegative,
+  lateMaxMs: NonNegative,
+  limited: Type.Boolean(),
+});
+export type LinkHealth = Static<typeof LinkHealth>;
+
+/** An uplink: as configured now, and what it did (frames, bytes, drops at the queue's tail and by netem's loss, frames waiting and in flight). */
+export const UplinkStats = Type.Object({
+  spec: Uplink,
+  txBytes: Count,
+  txPackets: Count,
+  rxBytes: Count,
+  rxPackets: Count,
+  queueDrops: Count,
+  lossDrops: Count,
+  backlog: Count,
+  inFlight: Count,
+  /** bits per second sent, over about the last second */
+  rateBps: NonNegative,
+  health: LinkHealth,
+});
+export type UplinkStats = Static<typeof UplinkStats>;
+
+/** cpu.weight's range, used for a nic's share of the spare uplink bandwidth */
+const NicWeight = Type.Integer({ minimum: 1, maximum: 10_000 });
+
+/** A nic's class in its host's uplink shaper (HTB), bits per second: `rate` guaranteed, `ceil` at most (null: the link's bandwidth), `weight` of what is spare. */
+export const NicShaping = Type.Object({ rate: NonNegative, ceil: Type.Union([Type.Number({ exclusiveMinimum: 0 }), Type.Null()]), weight: NicWeight });
+export type NicShaping = Static<typeof NicShaping>;
+
+/** A nic as `net links` shows it: its counters and its class in the uplink's shaper with what the class sent, dropped, holds and its rate (bits/s). */
+export const NicLink = Type.Object({
+  container: Name,
+  nic: Text,
+  ip: Text,
+  mac: Text,
+  counters: NicCounters,
+  shaping: Type.Composite([NicShaping, Type.Object({ bytes: Count, packets: Count, drops: Count, backlog: Count, rateBps: NonNegative })]),
+});
+export type NicLink = Static<typeof NicLink>;
+
+/** `net links` of one host; `warnings` name what the emulator could not keep up with. */
+export const HostLinks = Type.Object({ host: Name, uplink: UplinkStats, nics: Type.Array(NicLink), warnings: Type.Array(Type.String({ maxLength: 1024 })) });
+export type HostLinks = Static<typeof HostLinks>;
+
+/** `tc qdisc change` on an uplink: only the fields given change. */
+export const LinkSet = Type.Partial(Uplink);
+export type LinkSet = Static<typeof LinkSet>;
+export const LinkSettings = Type.Object({ host: Name, uplink: Uplink });
+export type LinkSettings = Static<typeof LinkSettings>;
+
+/** `tc class change` for one nic of a container: only the fields given change; ceil must stay at or above rate. */
+export const NicSet = Type.Object({
+  name: Name,
+  nic: Type.String({ maxLength: 16 }),
+  rate: Type.Optional(NonNegative),
+  ceil: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+  weight: Type.Optional(NicWeight),
+});
+export type NicSet = Static<typeof NicSet>;
+export const NicSettings = Type.Composite([Type.Object({ container: Name, host: Name, nic: Text, ip: Text, mac: Text }), NicShaping]);
+export type NicSettings = Static<typeof NicSettings>;
+
+/** The neighbour tables of a host's containers (`ip neigh`) and its bridge's forwarding table (`bridge fdb`). */
+export const HostArp = Type.Object({
+  host: Name,
+  neighbours: Type.Array(Type.Object({ container: Name, ip: Text, mac: Text, ageMs: NonNegative })),
+  fdb: Type.Array(Type.Object({ mac: Text, port: Text, ageMs: NonNegative })),
+});
+export type HostArp = Static<typeof HostArp>;
+
+/** the most frames one capture records (about 150 MiB of full-size frames), and its longest duration */
+export const maxCaptureFrames = 100_000;
+export const maxCaptureMs = 600_000;
+
+/**
+ * `tcpdump -w`: the frames of a container's nics (both directions), or without `container` of every port
+ * of the host's bridge, for `durationMs` or until `count` frames; the pcap file goes to `to` (a receiver,
+ * see transfer.ts), then the reply.
+ */
+export const NetCapture = Type.Object({
+  container: Type.Optional(Name),
+  durationMs: Type.Number({ exclusiveMinimum: 0, maximum: maxCaptureMs }),
+  count: Type.Optional(Type.Integer({ minimum: 1, maximum: maxCaptureFrames })),
+  to: Subject,
+});
+export type NetCapture = Static<typeof NetCapture>;
+export const CaptureResult = Type.Object({
+  host: Name,
+  container: Type.Optional(Name),
+  frames: Count,
+  /** the pcap file's size */
+  bytes: Count,
+  durationMs: NonNegative,
+  stoppedBy: Type.Union([Type.Literal('duration'), Type.Literal('count')]),
+  transfer: TransferStatsBody,
+});
+export type CaptureResult = Static<typeof CaptureResult>;
+
 export const HostEvent = Type.Object({
   kind: Type.Union([Type.Literal('joined'), Type.Literal('left'), Type.Literal('lost')]),
   host: Name,
@@ -347,5 +461,13 @@ export const validate = {
   schedulerSet: validator('SchedulerSet', SchedulerSet),
   traceRequest: validator('TraceRequest', TraceRequest),
   schedulerTrace: validator('SchedulerTrace', SchedulerTrace),
+  hostLinks: validator('HostLinks', HostLinks),
+  linkSet: validator('LinkSet', LinkSet),
+  linkSettings: validator('LinkSettings', LinkSettings),
+  nicSet: validator('NicSet', NicSet),
+  nicSettings: validator('NicSettings', NicSettings),
+  hostArp: validator('HostArp', HostArp),
+  netCapture: validator('NetCapture', NetCapture),
+  captureResult: validator('CaptureResult', CaptureResult),
   reply: validator('reply', Reply),
 };

@@ -15,6 +15,8 @@
  *   slicelab.<cluster>.host.<host>.cgroup.set  request CgroupSet → CgroupFiles (the file as it now reads)
  *   slicelab.<cluster>.host.<host>.scheduler.set  request SchedulerSet → HostStatus
  *   slicelab.<cluster>.host.<host>.scheduler.trace  request TraceRequest → SchedulerTrace (for benchmarks)
+ *   slicelab.<cluster>.host.<host>.net.<op>    request → HostLinks / LinkSettings / NicSettings / HostArp / CaptureResult
+ *                                              op: links set-link set-nic arp capture (capture sends its pcap to a receiver)
  *   slicelab.<cluster>.from.<host>.register    request HostInfo → Registered   (launcher answers)
  *   slicelab.<cluster>.from.<host>.heartbeat   fire-and-forget Heartbeat, every second
  *   slicelab.<cluster>.from.<host>.left        fire-and-forget HostLeft, when the host stops
@@ -34,6 +36,9 @@ export const subjectRoot = 'slicelab';
 export const containerOps = ['run', 'exec', 'stop', 'start', 'kill', 'rm', 'ps', 'logs', 'inspect', 'checkpoint', 'restore'] as const;
 export type ContainerOp = (typeof containerOps)[number];
 
+export const netOps = ['links', 'set-link', 'set-nic', 'arp', 'capture'] as const;
+export type NetOp = (typeof netOps)[number];
+
 /** Who is on the bus: the launcher (registry), an admin (the CLI, the client library) or one host. */
 export type Identity = { role: 'launcher' } | { role: 'admin' } | { role: 'host'; host: string };
 
@@ -51,6 +56,7 @@ export function clusterSubjects(cluster: string) {
     cgroupSet: (host: string) => `${base}.host.${host}.cgroup.set`,
     schedulerSet: (host: string) => `${base}.host.${host}.scheduler.set`,
     schedulerTrace: (host: string) => `${base}.host.${host}.scheduler.trace`,
+    net: (host: string, op: NetOp) => `${base}.host.${host}.net.${op}`,
     fromAll: (host: string) => `${base}.from.${host}.>`,
     hostRegister: (host: string) => `${base}.from.${host}.register`,
     hostHeartbeat: (host: string) => `${base}.from.${host}.heartbeat`,

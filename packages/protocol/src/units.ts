@@ -70,6 +70,7 @@ export function formatRate(bitsPerSecond: number): string {
 }
 
 export function formatDuration(ms: number): string {
+  if (ms === 0) return '0ms';
   if (ms >= 3600e3) return `${trim(ms / 3600e3)}h`;
   if (ms >= 60e3) return `${trim(ms / 60e3)}m`;
   if (ms >= 1e3) return `${trim(ms / 1e3)}s`;
@@ -79,4 +80,13 @@ export function formatDuration(ms: number): string {
 
 function trim(value: number): string {
   return Number(value.toFixed(2)).toString();
+}
+
+/** A percentage as tc writes netem's loss (`1%`, `0.5%`) or bare (`1`): 0..100. */
+export function parsePercent(text: string | number): number {
+  const match = /^\s*(\d+(?:\.\d+)?|\.\d+)\s*%?\s*$/.exec(String(text));
+  if (!match) throw new SlicelabError('EINVAL', `not a percentage: "${text}" (write 1% or 1)`);
+  const percent = Number(match[1]);
+  if (percent > 100) throw new SlicelabError('ERANGE', `${text} is above 100%`);
+  return percent;
 }

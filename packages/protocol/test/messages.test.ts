@@ -1,5 +1,5 @@
 import test from 'ava';
-import { ProtocolError, clusterSubjects, decode, defaultDisk, defaultScheduler, encode, permissionsFor, speaker, validate } from '@slicelab/protocol';
+import { ProtocolError, clusterSubjects, decode, defaultDisk, defaultScheduler, encode, maxCaptureMs, netOps, permissionsFor, speaker, validate } from '@slicelab/protocol';
 
 const info = {
   name: 'h1', cores: 2, memory: 1024 ** 3, uplink: { bandwidth: 1e9, delay: 0, jitter: 0, loss: 0, maxQueue: 1000 },
@@ -80,4 +80,38 @@ test('permissions: a host sends frames only as itself and hears only those for i
   t.true(may(h1.sub.allow, s.frames('h2', 'h1')));
   t.true(may(h1.sub.allow, s.broadcast('h3')));
   t.false(may(h1.sub.allow, s.frames('h2', 'h3')), 'not frames between others');
+});
+
+test('permissions: net requests are a host\'s own requests: an admin sends them, only that host answers', (t) => {
+  const s = clusterSubjects('lab');
+  t.is(s.net('h1', 'set-link'), 'slicelab.lab.host.h1.net.set-link');
+  const h1 = permissionsFor('lab', { role: 'host', host: 'h1' });
+  const admin = permissionsFor('lab', { role: 'admin' });
+  const launcher = permissionsFor('lab', { role: 'launcher' });
+  for (const op of netOps) {
+    t.true(may(admin.pub.allow, s.net('h2', op)), op);
+    t.true(may(h1.sub.allow, s.net('h1', op)), op);
+    t.false(may(h1.sub.allow, s.net('h2', op)), `${op}: not another host's`);
+    t.false(may(h1.pub.allow, s.net('h2', op)), `${op}: a host does not ask another`);
+    t.false(may(launcher.pub.allow, s.net('h1', op)), op);
+  }
+  // a capture's pcap file comes back in chunks to the requester's inbox
+  t.true(may(h1.pub.allow, `${s.inbox({ role: 'admin' })}.x1`));
+});
+
+test('net messages are checked at the edge, naming the field', (t) => {
+  t.deepEqual(validate.linkSet({ delay: 20 }), { delay: 20 }, 'a change names only what changes');
+  t.throws(() => validate.linkSet({ loss: 150 }), { message: /\/loss/ });
+  t.throws(() => validate.linkSet({ bandwidth: 0 }), { message: /\/bandwidth/ });
+  t.throws(() => validate.linkSet({ maxQueue: 0.5 }), { message: /\/maxQueue/ });
+  t.throws(() => validate.nicSet({ name: 'a', nic: 'eth0', weight: 0 }), { message: /\/weight/ });
+  t.throws(() => validate.nicSet({ name: 'a', nic: 'eth0', weight: 10_001 }), { message: /\/weight/ });
+  t.throws(() => validate.nicSet({ name: 'a', nic: 'eth0', ceil: 0 }), { message: /\/ceil/ });
+  t.throws(() => validate.netCapture({ durationMs: maxCaptureMs + 1, to: '_INBOX.lab.admin.x' }), { message: /\/durationMs/ });
+  t.throws(() => validate.netCapture({ durationMs: 1000, to: 'a subject with spaces' }), { message: /\/to/ });
+  const health = { windowMs: 1000, waitingMs: 0, sentBps: 0, allowedBps: 0, lateP99Ms: 0, lateMaxMs: 0, limited: false };
+  const uplink = { spec: info.uplink, txBytes: 0, txPackets: 0, rxBytes: 0, rxPackets: 0, queueDrops: 0, lossDrops: 0, backlog: 0, inFlight: 0, rateBps: 0, health };
+  const links = { host: 'h1', uplink, nics: [], warnings: [] };
+  t.deepEqual(validate.hostLinks(decode(encode(links))), links);
+  t.throws(() => validate.hostLinks({ ...links, uplink: { ...uplink, health: { ...health, limited: 'yes' } } }), { message: /\/uplink\/health\/limited/ });
 });

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { SlicelabError, formatDuration, formatRate, formatSize, parseDuration, parseRate, parseSize } from '@slicelab/protocol';
+import { SlicelabError, formatDuration, formatRate, formatSize, parseDuration, parsePercent, parseRate, parseSize } from '@slicelab/protocol';
 
 test('sizes read as the kernel and Docker write them', (t) => {
   t.is(parseSize('4096'), 4096);
@@ -43,4 +43,14 @@ test('formatting round-trips through the parser', (t) => {
   for (const size of ['1GiB', '256MiB', '4KiB']) t.is(formatSize(parseSize(size)), size);
   for (const rate of ['1gbit', '100mbit', '10kbit']) t.is(formatRate(parseRate(rate)), rate);
   for (const duration of ['300ms', '10s', '2m', '500us']) t.is(formatDuration(parseDuration(duration)), duration);
+});
+
+test('percentages as tc writes netem loss: 1%, 0.5%, or bare; above 100 or garbage refused', (t) => {
+  t.is(parsePercent('1%'), 1);
+  t.is(parsePercent('0.5 %'), 0.5);
+  t.is(parsePercent(12), 12);
+  t.throws(() => parsePercent('150%'), { message: '150% is above 100%' });
+  t.throws(() => parsePercent('lots'), { message: 'not a percentage: "lots" (write 1% or 1)' });
+  t.throws(() => parsePercent('-1%'), { message: /not a percentage/ });
+  t.is(formatDuration(0), '0ms');
 });

@@ -4,21 +4,49 @@
  * publishes, and hands `fromFabric` what arrives, so two machines can be joined in memory in tests.
  *
  * Division of labor:
- *   HostNetwork: who is attached where, and the one timer that drives every clock-driven part (this file)
+ *   HostNetwork: who is attached where, the one timer that drives every clock-driven part, captures, and
+ *     what `net links / set-link / set-nic / arp` read and change, in the bus's units (this file)
  *   Bridge (bridge.ts), UplinkPort (uplink.ts), NetStack (stack.ts): the parts
+ *   PcapWriter (pcap.ts): the capture file
+ *
+ * Captures tap the ports here, where every frame passes between a part and the bridge: nothing else
+ * needs to know, and with no capture on the cost is one size check per frame.
  */
-import type { Uplink } from '@slicelab/protocol';
+import {
+  SlicelabError, formatRate,
+  type HostArp, type HostLinks, type LinkSet, type NicLink, type NicSettings, type NicShaping, type Uplink,
+} from '@slicelab/protocol';
 import { Bridge, type FdbEntry } from './bridge.js';
 import { decodeEthernet, FrameError } from './frame.js';
+import { PcapWriter } from './pcap.js';
 import { NetStack, type Nic } from './stack.js';
 import { UplinkPort, type LinkStats } from './uplink.js';
 
-export interface NicLinkStats {
-  container: string;
-  nic: string;
-  ip: string;
-  mac: string;
-  counters: Nic['counters'];
+/**
+ * A capture (`tcpdump -w` with `-c`): each frame stamped with the time it crossed. A container's capture
+ * watches its nics' ports both ways, as tcpdump on its eth0 would; a host's watches frames entering the
+ * bridge from any port (nics and uplink), so each frame crossing it is recorded once.
+ */
+export class FrameCapture {
+  readonly writer: PcapWriter;
+  /** resolves once `maxFrames` are recorded: the capture is full and may stop */
+  readonly full: Promise<void>;
+  private fill!: () => void;
+
+  constructor(readonly ports: ReadonlySet<string> | null, maxFrames: number, private readonly end: (capture: FrameCapture) => void) {
+    this.writer = new PcapWriter(maxFrames);
+    this.full = new Promise((resolve) => (this.fill = resolve));
+  }
+
+  add(frame: Uint8Array, atMs: number): void {
+    if (this.writer.add(frame, atMs) && this.writer.frames === this.writer.maxFrames) this.fill();
+  }
+
+  /** Ends the capture; the pcap file's bytes. */
+  stop(): Uint8Array {
+    this.end(this);
+    return this.writer.bytes();
+  }
 }
 
 export class HostNetwork {
@@ -27,6 +55,9 @@ export class HostNetwork {
   private readonly stacks = new Map<NetStack, { container: string; ports: string[] }>();
   /** the bridge port of each nic */
   private readonly portOf = new Map<Nic, string>();
+  /** frames on their way to local nics, delivered next turn */
+  private readonly local: Array<{ stack: NetStack; nic: Nic; frame: Uint8Array }> = [];
+  private readonly captures = new Set<FrameCapture>();
   private timer?: NodeJS.Timeout;
   private timerAt = Infinity;
   private closed = false;
@@ -77,15 +108,28 @@ export class HostNetwork {
 
   /** Frames another host's uplink sent to this one. */
   fromFabric(host: string, frames: Uint8Array[]): void {
-    for (const frame of frames) this.uplink.receive(host, frame);
+    for (const frame of frames) {
+      if (this.captures.size > 0) this.tap(this.uplink.id, frame, true);
+      this.uplink.receive(host, frame);
+    }
     this.reschedule();
   }
 
-  /** Every nic of every namespace on this host, with its counters. */
-  nics(): NicLinkStats[] {
-    const shown: NicLinkStats[] = [];
+  /** Every nic of every namespace on this host, with its counters and its class in the uplink's shaper (bits/s). */
+  nics(): NicLink[] {
+    const { classes } = this.uplink.shaping();
+    const shown: NicLink[] = [];
     for (const [stack, { container }] of this.stacks) {
-      for (const nic of stack.nics) shown.push({ container, nic: nic.name, ip: nic.ip, mac: nic.mac, counters: { ...nic.counters } });
+      for (const nic of stack.nics) {
+        const sent = classes[nic.mac];
+        shown.push({
+          container, nic: nic.name, ip: nic.ip, mac: nic.mac, counters: { ...nic.counters },
+          shaping: {
+            ...this.shapingOf(nic.mac), bytes: sent?.bytes ?? 0, packets: sent?.packets ?? 0, drops: sent?.drops ?? 0, backlog: sent?.backlog ?? 0,
+            rateBps: (sent?.rate ?? 0) * 8,
+          },
+        });
+      }
     }
     return shown;
   }
@@ -96,6 +140,63 @@ export class HostNetwork {
 
   fdb(): FdbEntry[] {
     return this.bridge.table();
+  }
+
+  /** `net links` of this host: the uplink, the nics, and a warning when slicelab could not keep up with the link. */
+  links(host: string): HostLinks {
+    const uplink = this.link();
+    const { health } = uplink;
+    const warnings = health.limited
+      ? [`${host}'s uplink sent ${formatRate(health.sentBps)}/s of the ${formatRate(health.allowedBps)}/s it was allowed while frames waited: ` +
+        `slicelab, not the link, was the limit (its timer woke ${health.lateP99Ms.toFixed(1)} ms late at p99)`]
+      : [];
+    return { host, uplink, nics: this.nics(), warnings };
+  }
+
+  /** `tc qdisc change`: the fields given change, the others stay; the link as it is now. */
+  setLink(changes: LinkSet): Uplink {
+    const next = this.uplink.config;
+    for (const [field, value] of Object.entries(changes) as Array<[keyof Uplink, number | undefined]>) if (value !== undefined) next[field] = value;
+    this.uplink.set(next);
+    return this.uplink.config;
+  }
+
+  /**
+   * `tc class change` for a container's nic, in bits per second as on the bus (the shaper counts bytes):
+   * the fields given change; a ceil below the rate is refused, as HTB's is.
+   */
+  setNic(container: string, name: string, changes: Partial<NicShaping>): Omit<NicSettings, 'host'> {
+    const nic = this.findNic(container, name);
+    const next = { ...this.shapingOf(nic.mac) };
+    if (changes.rate !== undefined) next.rate = changes.rate;
+    if (changes.ceil !== undefined) next.ceil = changes.ceil;
+    if (changes.weight !== undefined) next.weight = changes.weight;
+    if (next.ceil !== null && next.ceil < next.rate) {
+      throw new SlicelabError('EINVAL', `${container} ${name}: ceil ${formatRate(next.ceil)} is below rate ${formatRate(next.rate)} (HTB's ceil is at least its rate)`);
+    }
+    this.uplink.setNic(nic.mac, { rate: next.rate / 8, ceil: next.ceil === null ? null : next.ceil / 8, weight: next.weight });
+    this.reschedule();
+    return { container, nic: nic.name, ip: nic.ip, mac: nic.mac, ...this.shapingOf(nic.mac) };
+  }
+
+  /** The neighbour table of every namespace (`ip neigh`) and the bridge's forwarding table (`bridge fdb`). */
+  arp(host: string): HostArp {
+    const neighbours: HostArp['neighbours'] = [];
+    for (const [stack, { container }] of this.stacks) for (const entry of stack.neighbours()) neighbours.push({ container, ...entry });
+    return { host, neighbours, fdb: this.fdb() };
+  }
+
+  /** Starts a capture of `container`'s nics, or of the whole bridge without one; at most `maxFrames` are recorded. */
+  capture(container: string | undefined, maxFrames: number): FrameCapture {
+    let ports: Set<string> | null = null;
+    if (container !== undefined) {
+      const entry = [...this.stacks.values()].find((e) => e.container === container);
+      if (!entry) throw new SlicelabError('ENOENT', `no container "${container}" on this host`);
+      ports = new Set(entry.ports);
+    }
+    const capture = new FrameCapture(ports, maxFrames, (ended) => this.captures.delete(ended));
+    this.captures.add(capture);
+    return capture;
   }
 
   close(): void {
@@ -117,13 +218,48 @@ export class HostNetwork {
     const port = this.portOf.get(nic);
     // a nic taken off the bridge sends nothing
     if (!port) return;
+    if (this.captures.size > 0) this.tap(port, frame, true);
     this.bridge.receive(port, frame, dst, nic.mac);
     this.reschedule();
   }
 
+  /**
+   * A frame for a local nic is delivered on the next turn of the event loop, in order, as a switch's
+   * queue would: two streams between containers of one host otherwise answer each other inside one call
+   * chain for ever, and the host stops answering the bus.
+   */
   private toNic(stack: NetStack, nic: Nic, frame: Uint8Array): void {
-    stack.receive(nic, frame);
+    this.local.push({ stack, nic, frame });
+    if (this.local.length === 1) setImmediate(() => this.deliverLocal());
+  }
+
+  private deliverLocal(): void {
+    for (const { stack, nic, frame } of this.local.splice(0)) {
+      if (!this.stacks.has(stack)) continue;
+      if (this.captures.size > 0) this.tap(this.portOf.get(nic)!, frame, false);
+      stack.receive(nic, frame);
+    }
     this.reschedule();
+  }
+
+  /** Hands a frame crossing `port` (into the bridge, or out of it to a nic) to the captures watching it. */
+  private tap(port: string, frame: Uint8Array, intoBridge: boolean): void {
+    const at = this.clock();
+    for (const capture of this.captures) if (capture.ports ? capture.ports.has(port) : intoBridge) capture.add(frame, at);
+  }
+
+  /** A nic's class as the bus gives it: bits per second. */
+  private shapingOf(mac: string): NicShaping {
+    const { rate, ceil, weight } = this.uplink.nicShaping(mac);
+    return { rate: rate * 8, ceil: ceil === null ? null : ceil * 8, weight };
+  }
+
+  private findNic(container: string, name: string): Nic {
+    const entry = [...this.stacks].find(([, e]) => e.container === container);
+    if (!entry) throw new SlicelabError('ENOENT', `no container "${container}" on this host`);
+    const nic = entry[0].nics.find((n) => n.name === name);
+    if (!nic) throw new SlicelabError('ENOENT', `container "${container}" has no nic ${name}`);
+    return nic;
   }
 
   /** One timer for every part that waits for a time: the uplink's queue and link, the stacks' ARP retries. */
