@@ -84,13 +84,29 @@ test.serial('a TCP stream delivers every byte in order across 5 % loss on both u
   t.regex(logs.stdout, /echo: verified 524288 bytes/);
 });
 
-test.serial('iperf between two hosts: intervals and totals as iperf3 prints them', async (t) => {
-  const server = await run('h3', 'ip-srv', 'iperf', { mode: 'server' });
-  await run('h3', 'ip-cli', 'iperf', { mode: 'client', target: server.nics[0]!.ip, time: '2s' });
-  const logs = await poll(() => h.cli(['container', 'logs', 'ip-cli']), (r) => /iperf Done/.test(r.stdout), 60, 250);
-  t.regex(logs.stdout, /\[\s*\d+\]\s+0\.00-1\.\d\d\s+sec\s+[\d.]+ [KMG]Bytes\s+[\d.]+ [KMG]bits\/sec\s+\d+\s+[\d.]+ [KMG]Bytes/);
-  t.regex(logs.stdout, /sec\s+[\d.]+ [KMG]Bytes\s+[\d.]+ [KMG]bits\/sec\s+\d+\s+sender/);
-  t.regex(logs.stdout, /receiver/);
+test.serial('net iperf between two hosts: intervals and totals as iperf3 prints them; --json with iperf3 -J\'s fields', async (t) => {
+  await run('h3', 'ip-srv', 'sleeper');
+  await run('h3', 'ip-cli', 'sleeper');
+  const text = await h.cli(['net', 'iperf', 'ip-cli', 'ip-srv', '--duration', '2s'], 60_000);
+  t.is(text.code, 0, text.stderr);
+  t.regex(text.stdout, /^Connecting to host 10\.0\.\d+\.\d+, port 5201$/m);
+  t.regex(text.stdout, /\[\s*\d+\]\s+0\.00-1\.\d\d\s+sec\s+[\d.]+ [KMG]Bytes\s+[\d.]+ [KMG]bits\/sec\s+\d+\s+[\d.]+ [KMG]Bytes/);
+  t.regex(text.stdout, /sec\s+[\d.]+ [KMG]Bytes\s+[\d.]+ [KMG]bits\/sec\s+\d+\s+sender$/m);
+  t.regex(text.stdout, /receiver$/m);
+  t.regex(text.stdout, /^iperf Done\.$/m);
+  type Sum = { bytes: number; seconds: number; bits_per_second: number; retransmits?: number };
+  const json = await h.cliJson<{ intervals: Array<{ streams: unknown[]; sum: Sum }>; end: { sum_sent: Sum; sum_received: Sum; streams: unknown[] } }>(
+    ['net', 'iperf', 'ip-cli', 'ip-srv', '--duration', '2s', '--parallel', '2'], 60_000);
+  t.is(json.code, 0, json.stderr);
+  t.true(json.intervals.length >= 2);
+  t.is(json.intervals[0]!.streams.length, 2);
+  t.is(json.end.streams.length, 2);
+  const { sum_sent: sent, sum_received: received } = json.end;
+  t.true(sent.bytes > 0 && received.bytes > 0 && received.bytes <= sent.bytes, JSON.stringify(json.end));
+  t.is(sent.bits_per_second, (sent.bytes * 8) / sent.seconds);
+  t.is(typeof sent.retransmits, 'number');
+  t.is(json.intervals.reduce((n, i) => n + i.sum.bytes, 0), sent.bytes, 'the intervals add up to what was sent');
+  oneLineError(t, await h.cli(['net', 'iperf', 'ip-cli', 'nosuch']), /no container "nosuch"/);
 });
 
 test.serial('an open stream survives its container\'s checkpoint on one host and restore on another: same address, every byte', async (t) => {

@@ -66,6 +66,58 @@ function definedOnly<T extends object>(value: T): T {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
 }
 
+/** What `net iperf` ran and what it printed: iperf3's lines, or with json its figures as iperf3 -J names them. */
+export interface IperfResult {
+  client: string;
+  server: string;
+  target: string;
+  port: number;
+  lines: string[];
+  json?: Iperf3Json;
+}
+
+interface IperfSum { start: number; end: number; seconds: number; bytes: number; bits_per_second: number; retransmits?: number }
+export interface Iperf3Json {
+  start: { connecting_to: { host: string; port: number }; connected: Array<{ socket: number; remote_host: string; remote_port: number }> };
+  intervals: Array<{ streams: Array<IperfSum & { socket: number; snd_cwnd: number }>; sum: IperfSum }>;
+  end: {
+    streams: Array<{ sender: IperfSum & { socket: number }; receiver: IperfSum & { socket: number } }>;
+    sum_sent: IperfSum & { retransmits: number };
+    sum_received: IperfSum;
+  };
+}
+
+/** iperf3 -J's document from the program's `json {…}` lines: exact bytes, rates in bits per second. */
+export function iperf3Json(lines: string[], host: string, port: number): Iperf3Json {
+  const figures = lines.filter((line) => line.startsWith('json ')).map((line) => JSON.parse(line.slice(5)) as Record<string, any>);
+  const sum = (start: number, end: number, bytes: number, retransmits?: number): IperfSum => {
+    const seconds = end - start;
+    return { start, end, seconds, bytes, bits_per_second: seconds > 0 ? (bytes * 8) / seconds : 0, ...(retransmits === undefined ? {} : { retransmits }) };
+  };
+  const intervals = figures.filter((f) => f['interval']).map((f) => {
+    const { start, end, streams } = f['interval'] as { start: number; end: number; streams: Array<{ socket: number; bytes: number; retransmits: number; snd_cwnd: number }> };
+    return {
+      streams: streams.map((s) => ({ socket: s.socket, ...sum(start, end, s.bytes, s.retransmits), snd_cwnd: s.snd_cwnd })),
+      sum: sum(start, end, streams.reduce((n, s) => n + s.bytes, 0), streams.reduce((n, s) => n + s.retransmits, 0)),
+    };
+  });
+  const end = figures.find((f) => f['end'])?.['end'] as { seconds: number; streams: Array<{ socket: number; sent: number; received: number; retransmits: number }> } | undefined;
+  const seconds = end?.seconds ?? 0;
+  const streams = end?.streams ?? [];
+  return {
+    start: {
+      connecting_to: { host, port },
+      connected: figures.filter((f) => f['connected']).map((f) => ({ socket: f['connected'].socket as number, remote_host: host, remote_port: port })),
+    },
+    intervals,
+    end: {
+      streams: streams.map((s) => ({ sender: { socket: s.socket, ...sum(0, seconds, s.sent, s.retransmits) }, receiver: { socket: s.socket, ...sum(0, seconds, s.received) } })),
+      sum_sent: { ...sum(0, seconds, streams.reduce((n, s) => n + s.sent, 0)), retransmits: streams.reduce((n, s) => n + s.retransmits, 0) },
+      sum_received: sum(0, seconds, streams.reduce((n, s) => n + s.received, 0)),
+    },
+  };
+}
+
 /** A container a host holds by name but that nobody can report on now, and why. */
 export interface UnknownContainer {
   name: string;
@@ -331,31 +383,65 @@ export class ClusterClient {
    * log as they are written, with the figures read from them.
    */
   async netPing(from: string, to: string, options: { count?: number; intervalMs?: number; size?: number; waitMs?: number; onLine?: (line: string) => void } = {}): Promise<PingResult> {
-    const target = ipPattern.test(to) ? to : (await this.inspect(to)).nics[0]?.ip;
-    if (!target) throw new SlicelabError('EADDRNOTAVAIL', `container "${to}" has no nic`);
+    const target = await this.address(to);
     const count = options.count ?? 4;
     const intervalMs = options.intervalMs ?? 1000;
     const waitMs = options.waitMs ?? 1000;
     const { pid } = await this.exec(from, 'ping', { target, count, interval: `${intervalMs}ms`, size: options.size ?? 56, wait: `${waitMs}ms` });
+    // the statistics are ping's last lines, written in one step
+    const lines = await this.follow(from, pid, (line) => / packets transmitted, /.test(line), count * intervalMs + waitMs + 10_000, options.onLine);
+    return { from, to, target, ...readPing(lines) };
+  }
+
+  /**
+   * iperf between two containers: a one-off server in `server` for the streams, then the client in
+   * `client` for `durationMs`; the client's lines as iperf3 prints them, or with `json` its figures
+   * under iperf3 -J's field names (`end.sum_sent.bits_per_second`, `end.sum_received`, retransmits).
+   */
+  async netIperf(client: string, server: string, options: { durationMs?: number; parallel?: number; port?: number; json?: boolean; onLine?: (line: string) => void } = {}): Promise<IperfResult> {
+    const target = await this.address(server);
+    const parallel = options.parallel ?? 1;
+    const port = options.port ?? 5201;
+    const durationMs = options.durationMs ?? 10_000;
+    const listening = await this.exec(server, 'iperf', { mode: 'server', port, streams: parallel });
+    const serverLines = await this.follow(server, listening.pid, (line) => /^Server listening|^iperf3: error/.test(line), 10_000);
+    const refused = serverLines.find((line) => line.startsWith('iperf3: error'));
+    if (refused) throw new SlicelabError('EADDRINUSE', `iperf server in "${server}": ${refused.replace(/^iperf3: error - /, '')}`);
+    const { pid } = await this.exec(client, 'iperf', { mode: 'client', target, port, time: `${durationMs}ms`, parallel, json: options.json ? 1 : 0 });
+    const done = (line: string) => /^iperf Done\.|^json \{"done"|^iperf3: error/.test(line);
+    const lines = await this.follow(client, pid, done, durationMs + 30_000, options.json ? undefined : options.onLine);
+    const failed = lines.find((line) => line.startsWith('iperf3: error'));
+    if (failed) throw new SlicelabError('EIO', `iperf in "${client}": ${failed.replace(/^iperf3: error - /, '')}`);
+    return { client, server, target, port, lines: options.json ? [] : lines, json: options.json ? iperf3Json(lines, target, port) : undefined };
+  }
+
+  /** A container's first address, or the address itself. */
+  private async address(to: string): Promise<string> {
+    if (ipPattern.test(to)) return to;
+    const ip = (await this.inspect(to)).nics[0]?.ip;
+    if (!ip) throw new SlicelabError('EADDRNOTAVAIL', `container "${to}" has no nic`);
+    return ip;
+  }
+
+  /**
+   * The log lines of process `pid` in `container` as they are written, until `last` says one is the last
+   * (or the process crashed, or `withinMs` passed).
+   */
+  private async follow(container: string, pid: number, last: (line: string) => boolean, withinMs: number, onLine?: (line: string) => void): Promise<string[]> {
     const prefix = `[${pid}] `;
     const lines: string[] = [];
-    const follow = async () => {
-      const mine = (await this.logs(from)).filter((line) => line.startsWith(prefix)).map((line) => line.slice(prefix.length));
+    const deadline = Date.now() + withinMs;
+    for (;;) {
+      const mine = (await this.logs(container)).filter((line) => line.startsWith(prefix)).map((line) => line.slice(prefix.length));
       for (const line of mine.slice(lines.length)) {
         lines.push(line);
-        options.onLine?.(line);
+        onLine?.(line);
       }
-    };
-    const deadline = Date.now() + count * intervalMs + waitMs + 10_000;
-    // the statistics are ping's last lines, written in one step
-    while (!lines.some((line) => / packets transmitted, /.test(line))) {
-      if (Date.now() > deadline) throw new SlicelabError('ETIMEDOUT', `ping in "${from}" did not finish (its last line: ${lines.at(-1) ?? 'none'})`);
+      if (lines.some(last)) return lines;
+      if (lines.some((line) => / crashed: /.test(line))) throw new SlicelabError('EINTERNAL', `${container}: ${lines.at(-1)}`);
+      if (Date.now() > deadline) throw new SlicelabError('ETIMEDOUT', `the process in "${container}" did not finish (its last line: ${lines.at(-1) ?? 'none'})`);
       await sleep(100);
-      await follow();
-      if (lines.some((line) => / crashed: /.test(line))) throw new SlicelabError('EINTERNAL', `ping in "${from}": ${lines.at(-1)}`);
     }
-    await follow();
-    return { from, to, target, ...readPing(lines) };
   }
 
   /**

@@ -1,7 +1,7 @@
-/** The user, mnt/uts and net namespaces as data: uid_map parsing and mapping, the root filesystem. */
+/** The user and mnt/uts namespaces as data: uid_map parsing and mapping, the root filesystem (the net namespace: net/stack.test.ts). */
 import test from 'ava';
 import { SlicelabError, type ErrorCode } from '@slicelab/protocol';
-import { NetNamespace, Rootfs, UserNamespace, overflowId } from '../src/namespaces.js';
+import { Rootfs, UserNamespace, overflowId } from '../src/namespaces.js';
 
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 
@@ -181,14 +181,6 @@ test('rootfs errors: missing parents and files, directories where files are expe
   t.deepEqual(empty.list('/x'), ['y']);
   t.deepEqual(empty.list('/x/y'), ['z']);
   t.is(empty.read('/x/y/z').length, 0);
-});
-
-test('a net namespace starts with no nics and each has its own', (t) => {
-  const a = new NetNamespace();
-  const b = new NetNamespace();
-  a.nics.push({ name: 'eth0', mac: '02:00:00:00:00:01', ip: '10.0.0.2' });
-  t.is(a.nics.length, 1);
-  t.is(b.nics.length, 0);
 });
 
 test('uid_map: overlapping ranges, inside or outside, are refused with EINVAL', (t) => {

@@ -4,12 +4,15 @@
  *   mode=server port=5201 [streams=1]   accepts `streams` connections and reads them in turn to their
  *                                       ends, then closes its port and exits (iperf3 -s -1); it reads
  *                                       them itself, for as pid 1 its exit would end the container
- *   mode=client target=IP [port=5201] [time=10s] [interval=1s] [parallel=1] [len=128K]
+ *   mode=client target=IP [port=5201] [time=10s] [interval=1s] [parallel=1] [len=128K] [json=0]
  *                                       connects `parallel` streams and writes to them in turn for
  *                                       `time`, one line per stream and a SUM per interval (bytes
  *                                       written, retransmits and cwnd from tcp_info), then the totals:
  *                                       `sender` (bytes written) and `receiver` (bytes the peer's stack
- *                                       acknowledged, which it received in order)
+ *                                       acknowledged, which it received in order). With json=1, as
+ *                                       iperf3 -J, the figures instead, exact: one `json {…}` line per
+ *                                       connection, interval and at the end, which `slicelab net iperf
+ *                                       --json` puts together under iperf3's field names
  */
 import { ArgReader } from './args.js';
 import { defineProgram } from './define.js';
@@ -24,6 +27,7 @@ type IperfRegs = {
   intervalMs: number;
   parallel: number;
   len: number;
+  json: boolean;
   phase: 'socket' | 'bind' | 'listen' | 'accept' | 'connect' | 'connected' | 'send' | 'info' | 'report' | 'close' | 'read' | 'done';
   fd: number;
   streams: Stream[];
@@ -59,7 +63,7 @@ export const iperf = defineProgram<IperfRegs>({
   name: 'iperf',
   description: 'TCP throughput, printed as iperf3 prints it (args: mode=server|client, target=IP, port=5201, time=10s, interval=1s, parallel=1, len=128K, streams=1)',
   init(args) {
-    const reader = new ArgReader('iperf', args, ['mode', 'target', 'port', 'time', 'interval', 'parallel', 'len', 'streams']);
+    const reader = new ArgReader('iperf', args, ['mode', 'target', 'port', 'time', 'interval', 'parallel', 'len', 'streams', 'json']);
     const mode = reader.choice('mode', 'server', ['server', 'client'] as const);
     const target = String(args['target'] ?? '');
     if (mode === 'client') {
@@ -69,11 +73,14 @@ export const iperf = defineProgram<IperfRegs>({
     const parallel = mode === 'server' ? reader.integer('streams', 1, 1, 128) : reader.integer('parallel', 1, 1, 128);
     return {
       mode, target, port: reader.integer('port', 5201, 1, 65535), timeMs: reader.duration('time', '10s'), intervalMs: reader.duration('interval', '1s'),
-      parallel, len: reader.size('len', '128K', 1), phase: 'socket', fd: -1, streams: [], reading: [], turn: 0, startedAt: 0, intervalAt: 0, accepted: 0, metrics: { bytes: 0, retransmits: 0 },
+      parallel, len: reader.size('len', '128K', 1), json: reader.integer('json', 0, 0, 1) === 1, phase: 'socket', fd: -1, streams: [], reading: [], turn: 0, startedAt: 0, intervalAt: 0, accepted: 0, metrics: { bytes: 0, retransmits: 0 },
     };
   },
   step(regs, ctx) {
     const ret = ctx.ret;
+    // iperf3's lines, or with json=1 only the exact figures
+    const say = (line: string) => !regs.json && ctx.log(line);
+    const figures = (value: unknown) => regs.json && ctx.log(`json ${JSON.stringify(value)}`);
     if (ret && !ret.ok) {
       ctx.log(`iperf3: error - ${regs.phase}: ${ret.errno}`);
       return { sys: 'exit', code: 1 };
@@ -85,7 +92,7 @@ export const iperf = defineProgram<IperfRegs>({
           regs.phase = regs.mode === 'server' ? 'bind' : 'connect';
           return undefined;
         }
-        if (regs.mode === 'client' && regs.streams.length === 0) ctx.log(`Connecting to host ${regs.target}, port ${regs.port}`);
+        if (regs.mode === 'client' && regs.streams.length === 0) say(`Connecting to host ${regs.target}, port ${regs.port}`);
         return { sys: 'socket', kind: 'stream' };
       case 'bind':
         regs.phase = 'listen';
@@ -112,12 +119,13 @@ export const iperf = defineProgram<IperfRegs>({
         return { sys: 'connect', fd: regs.fd, ip: regs.target, port: regs.port };
       case 'connected':
         regs.streams.push({ fd: regs.fd, written: 0, intervalWritten: 0, retransmits: 0, intervalRetransmits: 0, acked: 0, cwnd: 0 });
-        ctx.log(`${id(regs.fd)} connected to ${regs.target} port ${regs.port}`);
+        say(`${id(regs.fd)} connected to ${regs.target} port ${regs.port}`);
+        figures({ connected: { socket: regs.fd, host: regs.target, port: regs.port } });
         if (regs.streams.length < regs.parallel) {
           regs.phase = 'socket';
           return undefined;
         }
-        ctx.log('[ ID] Interval           Transfer     Bitrate         Retr  Cwnd');
+        say('[ ID] Interval           Transfer     Bitrate         Retr  Cwnd');
         regs.startedAt = ctx.now();
         regs.intervalAt = regs.startedAt;
         regs.turn = 0;
@@ -155,13 +163,14 @@ export const iperf = defineProgram<IperfRegs>({
         const seconds = Math.max(1e-9, (now - regs.intervalAt) / 1000);
         let bytes = 0;
         let retransmits = 0;
+        figures({ interval: { start: from, end: to, streams: regs.streams.map((s) => ({ socket: s.fd, bytes: s.intervalWritten, retransmits: s.intervalRetransmits, snd_cwnd: s.cwnd })) } });
         for (const s of regs.streams) {
-          ctx.log(`${id(s.fd)} ${interval(from, to)}  ${transfer(s.intervalWritten).padStart(12)}  ${bitrate((s.intervalWritten * 8) / seconds).padStart(15)}  ${String(s.intervalRetransmits).padStart(3)}   ${transfer(s.cwnd)}`);
+          say(`${id(s.fd)} ${interval(from, to)}  ${transfer(s.intervalWritten).padStart(12)}  ${bitrate((s.intervalWritten * 8) / seconds).padStart(15)}  ${String(s.intervalRetransmits).padStart(3)}   ${transfer(s.cwnd)}`);
           bytes += s.intervalWritten;
           retransmits += s.intervalRetransmits;
           s.intervalWritten = 0;
         }
-        if (regs.streams.length > 1) ctx.log(`${id('SUM')} ${interval(from, to)}  ${transfer(bytes).padStart(12)}  ${bitrate((bytes * 8) / seconds).padStart(15)}  ${String(retransmits).padStart(3)}`);
+        if (regs.streams.length > 1) say(`${id('SUM')} ${interval(from, to)}  ${transfer(bytes).padStart(12)}  ${bitrate((bytes * 8) / seconds).padStart(15)}  ${String(retransmits).padStart(3)}`);
         regs.metrics.retransmits = regs.streams.reduce((sum, s) => sum + s.retransmits, 0);
         regs.intervalAt = now;
         regs.turn = 0;
@@ -174,19 +183,20 @@ export const iperf = defineProgram<IperfRegs>({
       }
       case 'report': {
         const seconds = (regs.intervalAt - regs.startedAt) / 1000;
-        ctx.log('- - - - - - - - - - - - - - - - - - - - - - - - -');
-        ctx.log('[ ID] Interval           Transfer     Bitrate         Retr');
+        figures({ end: { seconds, streams: regs.streams.map((s) => ({ socket: s.fd, sent: s.written, received: s.acked, retransmits: s.retransmits })) } });
+        say('- - - - - - - - - - - - - - - - - - - - - - - - -');
+        say('[ ID] Interval           Transfer     Bitrate         Retr');
         const sum = { written: 0, acked: 0, retransmits: 0 };
         for (const s of regs.streams) {
-          ctx.log(`${id(s.fd)} ${interval(0, seconds)}  ${transfer(s.written).padStart(12)}  ${bitrate((s.written * 8) / seconds).padStart(15)}  ${String(s.retransmits).padStart(3)}             sender`);
-          ctx.log(`${id(s.fd)} ${interval(0, seconds)}  ${transfer(s.acked).padStart(12)}  ${bitrate((s.acked * 8) / seconds).padStart(15)}                  receiver`);
+          say(`${id(s.fd)} ${interval(0, seconds)}  ${transfer(s.written).padStart(12)}  ${bitrate((s.written * 8) / seconds).padStart(15)}  ${String(s.retransmits).padStart(3)}             sender`);
+          say(`${id(s.fd)} ${interval(0, seconds)}  ${transfer(s.acked).padStart(12)}  ${bitrate((s.acked * 8) / seconds).padStart(15)}                  receiver`);
           sum.written += s.written;
           sum.acked += s.acked;
           sum.retransmits += s.retransmits;
         }
         if (regs.streams.length > 1) {
-          ctx.log(`${id('SUM')} ${interval(0, seconds)}  ${transfer(sum.written).padStart(12)}  ${bitrate((sum.written * 8) / seconds).padStart(15)}  ${String(sum.retransmits).padStart(3)}             sender`);
-          ctx.log(`${id('SUM')} ${interval(0, seconds)}  ${transfer(sum.acked).padStart(12)}  ${bitrate((sum.acked * 8) / seconds).padStart(15)}                  receiver`);
+          say(`${id('SUM')} ${interval(0, seconds)}  ${transfer(sum.written).padStart(12)}  ${bitrate((sum.written * 8) / seconds).padStart(15)}  ${String(sum.retransmits).padStart(3)}             sender`);
+          say(`${id('SUM')} ${interval(0, seconds)}  ${transfer(sum.acked).padStart(12)}  ${bitrate((sum.acked * 8) / seconds).padStart(15)}                  receiver`);
         }
         regs.phase = 'close';
         regs.turn = 0;
@@ -194,8 +204,9 @@ export const iperf = defineProgram<IperfRegs>({
       }
       case 'close':
         if (regs.turn < regs.streams.length) return { sys: 'close', fd: regs.streams[regs.turn++]!.fd };
-        ctx.log('');
-        ctx.log('iperf Done.');
+        say('');
+        say('iperf Done.');
+        figures({ done: true });
         return { sys: 'exit', code: 0 };
       case 'read': {
         // the streams in turn, each read taking what has come (a blocked one holds the others back only by a window)
