@@ -8,3 +8,4 @@ export * from './isolation.js';
 export * from './overhead.js';
 export * from './paired.js';
 export * from './checkpoint.js';
+export * from './network.js';

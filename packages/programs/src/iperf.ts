@@ -203,6 +203,7 @@ export const iperf = defineProgram<IperfRegs>({
         return undefined;
       }
       case 'close':
+        if (regs.mode === 'server') return regs.reading.length > 0 ? { sys: 'close', fd: regs.reading.shift()! } : { sys: 'exit', code: 0 };
         if (regs.turn < regs.streams.length) return { sys: 'close', fd: regs.streams[regs.turn++]!.fd };
         say('');
         say('iperf Done.');
@@ -216,8 +217,12 @@ export const iperf = defineProgram<IperfRegs>({
             if (regs.reading.length === 0) {
               const seconds = (ctx.now() - regs.startedAt) / 1000;
               ctx.log(`${id('SUM')} ${interval(0, seconds)}  ${transfer(regs.metrics.bytes).padStart(12)}  ${bitrate((regs.metrics.bytes * 8) / seconds).padStart(15)}                  receiver`);
-              regs.phase = 'done';
-              return { sys: 'close', fd: regs.fd };
+              // the last stream, then the port
+              regs.phase = 'close';
+              regs.streams = [];
+              regs.turn = 0;
+              regs.reading = [ended!, regs.fd];
+              return undefined;
             }
             regs.turn %= regs.reading.length;
             return { sys: 'close', fd: ended! };
