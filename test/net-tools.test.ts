@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { CaptureResult, ContainerInfo, HostArp, HostLinks, LinkSettings, NicLink, NicSettings } from '@slicelab/protocol';
-import { Harness, hostConfig, oneLineError } from './harness.js';
+import { Harness, hostConfig, oneLineError, poll } from './harness.js';
 
 const h = new Harness();
 const cluster = 'nt';
@@ -104,6 +104,9 @@ test.serial('set-link changes only what is given; 20 ms of delay on both hosts s
   const more = await h.cliJson<LinkSettings>(['net', 'set-link', 'h1', '--bandwidth', '100mbit', '--jitter', '1ms', '--loss', '1%', '--queue', '500']);
   t.deepEqual(more.uplink, { bandwidth: 100e6, delay: 20, jitter: 1, loss: 1, maxQueue: 500 }, 'the delay set before stays');
   t.deepEqual(uplinkOf(await links(), 'h1').spec, more.uplink, 'links shows the link as set');
+  type Status = { hosts: Array<{ name: string; uplink: { bandwidth: number } }> };
+  const status = await poll(() => h.cliJson<Status>(['status']), (r) => r.hosts?.find((x) => x.name === 'h1')?.uplink.bandwidth === 100e6, 30, 200);
+  t.is(status.hosts.find((x) => x.name === 'h1')!.uplink.bandwidth, 100e6, 'status shows it too, from the next heartbeat');
 
   const [h1, h2] = await Promise.all([
     h.cliJson<LinkSettings>(['net', 'set-link', 'h1', '--bandwidth', '1gbit', '--delay', '0ms', '--jitter', '0ms', '--loss', '0', '--queue', '1000']),

@@ -113,11 +113,16 @@ test.serial('an open stream survives its container\'s checkpoint on one host and
   const server = await run('h2', 'far', 'echo');
   const mover = await run('h1', 'mover', 'echo', { mode: 'client', target: server.nics[0]!.ip, bytes: '512K', chunk: '32K' });
   await poll(() => metrics('mover'), (m) => (m['verified'] ?? 0) > 64 * 1024, 100, 100);
+  t.is((await h.cli(['net', 'set-nic', 'mover', '--rate', '2mbit', '--weight', '7'])).code, 0);
   const image = `${h.home}/mover.img`;
   t.is((await h.cli(['container', 'checkpoint', 'mover', '--out', image])).code, 0);
   const restored = await h.cliJson<{ info: ContainerInfo }>(['container', 'restore', image, '--host', 'h3']);
   t.is(restored.code, 0, restored.stderr);
   t.deepEqual(restored.info.nics, mover.nics, 'the same address and MAC on the new host');
+  type Links = { hosts: Array<{ host: string; nics: Array<{ container: string; shaping: { rate: number; weight: number } }> }> };
+  const links = await h.cliJson<Links>(['net', 'links', '--host', 'h3']);
+  const shaping = links.hosts[0]!.nics.find((n) => n.container === 'mover')!.shaping;
+  t.deepEqual([shaping.rate, shaping.weight], [2e6, 7], 'its class in the uplink moved with it');
   const logs = await poll(() => h.cli(['container', 'logs', 'mover']), (r) => /verified|echo:/.test(r.stdout), 120, 500);
   t.regex(logs.stdout, /echo: verified 524288 bytes/);
 });

@@ -419,7 +419,7 @@ export class Host {
   private heartbeat(): void {
     if (this.stopping || this.nc.isClosed()) return;
     publish(this.nc, this.subjects.hostHeartbeat(this.info.name), {
-      name: this.info.name, instance: this.info.instance, seq: this.heartbeatSeq++, at: Date.now(), scheduler: this.info.scheduler, ...this.load(),
+      name: this.info.name, instance: this.info.instance, seq: this.heartbeatSeq++, at: Date.now(), scheduler: this.info.scheduler, uplink: this.info.uplink, ...this.load(),
     });
   }
 

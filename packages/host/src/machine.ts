@@ -370,8 +370,8 @@ export class Machine {
       this.admit(container);
       // the nics come back with the addresses the host leased, their counters with them when it is the same one
       nics.forEach((lease, i) => {
-        const nic = this.network.attach(container!.net, `eth${i}`, lease.ip, lease.mac);
         const saved = record.net.nics[i];
+        const nic = this.network.attach(container!.net, `eth${i}`, lease.ip, lease.mac, saved?.shaping ?? undefined);
         if (saved?.ip === lease.ip) Object.assign(nic.counters, saved.counters);
       });
     } catch (error) {

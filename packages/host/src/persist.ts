@@ -115,7 +115,10 @@ const TcpRecord = Type.Object({
 });
 const StreamRecord = Type.Object({ remote: Endpoint, tcp: TcpRecord });
 const NetRecord = Type.Object({
-  nics: Type.Array(Type.Object({ name: Type.String(), ip: Type.String(), mac: Type.String(), counters: NicCounters }), { maxItems: 8 }),
+  nics: Type.Array(Type.Object({
+    name: Type.String(), ip: Type.String(), mac: Type.String(), counters: NicCounters,
+    shaping: Type.Union([Type.Object({ rate: Type.Number({ minimum: 0 }), ceil: Type.Union([Positive, Type.Null()]), weight: Weight }), Type.Null()]),
+  }), { maxItems: 8 }),
   sockets: Type.Array(Type.Object({
     fd: Int, kind: Type.Union([Type.Literal('dgram'), Type.Literal('icmp'), Type.Literal('stream')]), port: Port, queue: Type.Array(Datagram),
     error: Type.Union([Type.String(), Type.Null()]),

@@ -41,7 +41,7 @@ export class HostRegistry {
       listen(this.nc, this.subjects.anyHeartbeat, validate.heartbeat, (beat, msg) => {
         const record = this.speaking(beat.name, beat.instance, msg);
         if (!record) return;
-        Object.assign(record, { load1: beat.load1, elu: beat.elu, rss: beat.rss, containers: beat.containers, scheduler: beat.scheduler, lastHeartbeat: Date.now() });
+        Object.assign(record, { load1: beat.load1, elu: beat.elu, rss: beat.rss, containers: beat.containers, scheduler: beat.scheduler, uplink: beat.uplink, lastHeartbeat: Date.now() });
         if (record.state === 'lost') this.transition(record, 'up', 'joined');
       }, this.counters),
       listen(this.nc, this.subjects.anyLeft, validate.hostLeft, (left, msg) => {

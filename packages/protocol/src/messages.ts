@@ -87,8 +87,8 @@ export const HostLoad = Type.Object({
 });
 export type HostLoad = Static<typeof HostLoad>;
 
-/** every second; it carries the scheduler in use, which `host set-scheduler` changes while the host runs */
-export const Heartbeat = Type.Composite([Type.Object({ name: Name, instance: Text, seq: Count, at: EpochMs, scheduler: SchedulerSpec }), HostLoad]);
+/** every second; it carries what can change while the host runs: the scheduler (`host set-scheduler`) and the uplink (`net set-link`) */
+export const Heartbeat = Type.Composite([Type.Object({ name: Name, instance: Text, seq: Count, at: EpochMs, scheduler: SchedulerSpec, uplink: Uplink }), HostLoad]);
 export type Heartbeat = Static<typeof Heartbeat>;
 
 /** a host says goodbye */

@@ -19,7 +19,7 @@ import {
 import { Bridge, type FdbEntry } from './bridge.js';
 import { decodeEthernet, FrameError } from './frame.js';
 import { PcapWriter } from './pcap.js';
-import { NetStack, type Nic } from './stack.js';
+import { NetStack, type Nic, type NicClass } from './stack.js';
 import { UplinkPort, type LinkStats } from './uplink.js';
 
 /**
@@ -81,14 +81,15 @@ export class HostNetwork {
   }
 
   /** Gives the namespace a nic on the bridge (its address leased by the host); announces it (gratuitous ARP). */
-  attach(stack: NetStack, name: string, ip: string, mac: string): Nic {
+  attach(stack: NetStack, name: string, ip: string, mac: string, shaping?: NicClass): Nic {
     const entry = this.stacks.get(stack)!;
     const nic = stack.addNic(name, ip, mac);
+    nic.shaping = shaping;
     const id = `${entry.container}-${name}`;
     entry.ports.push(id);
     this.portOf.set(nic, id);
     this.bridge.attach({ id, deliver: (frame) => this.toNic(stack, nic, frame) });
-    this.uplink.addNic(mac);
+    this.uplink.addNic(mac, shaping);
     stack.announce(nic);
     this.reschedule();
     return nic;
@@ -174,7 +175,8 @@ export class HostNetwork {
     if (next.ceil !== null && next.ceil < next.rate) {
       throw new SlicelabError('EINVAL', `${container} ${name}: ceil ${formatRate(next.ceil)} is below rate ${formatRate(next.rate)} (HTB's ceil is at least its rate)`);
     }
-    this.uplink.setNic(nic.mac, { rate: next.rate / 8, ceil: next.ceil === null ? null : next.ceil / 8, weight: next.weight });
+    nic.shaping = { rate: next.rate / 8, ceil: next.ceil === null ? null : next.ceil / 8, weight: next.weight };
+    this.uplink.setNic(nic.mac, nic.shaping);
     this.reschedule();
     return { container, nic: nic.name, ip: nic.ip, mac: nic.mac, ...this.shapingOf(nic.mac) };
   }

@@ -34,12 +34,21 @@ export interface NicCounters {
   txDropped: number;
 }
 
+/** A nic's class in its host's uplink shaper (bytes per second; ceil null: the link's), when set (`net set-nic`). */
+export interface NicClass {
+  rate: number;
+  ceil: number | null;
+  weight: number;
+}
+
 export interface Nic {
   /** eth0, eth1, … inside the namespace */
   name: string;
   ip: string;
   mac: string;
   counters: NicCounters;
+  /** its class in the uplink's shaper, once set: it moves with the container */
+  shaping?: NicClass;
 }
 
 export type SocketKind = 'dgram' | 'icmp' | 'stream';
@@ -65,7 +74,7 @@ export interface StreamState {
 
 /** A namespace as data: its nics' addresses and counters, its sockets with what they hold, its neighbours; times relative. */
 export interface NetState {
-  nics: Array<{ name: string; ip: string; mac: string; counters: NicCounters }>;
+  nics: Array<{ name: string; ip: string; mac: string; counters: NicCounters; shaping: NicClass | null }>;
   sockets: Array<{
     fd: number; kind: SocketKind; port: number; queue: Datagram[]; error: string | null;
     /** a listening stream socket: its backlog, and the connections not accepted yet */
@@ -307,7 +316,7 @@ export class NetStack {
   save(now: number): NetState {
     const saveStream = (stream: Stream): StreamState => ({ remote: stream.remote, tcp: stream.tcp.save(now) });
     return {
-      nics: this.nics.map((nic) => ({ name: nic.name, ip: nic.ip, mac: nic.mac, counters: { ...nic.counters } })),
+      nics: this.nics.map((nic) => ({ name: nic.name, ip: nic.ip, mac: nic.mac, counters: { ...nic.counters }, shaping: nic.shaping ? { ...nic.shaping } : null })),
       sockets: [...this.sockets.values()].map((socket) => ({
         fd: socket.fd, kind: socket.kind, port: socket.port, queue: socket.queue, error: socket.error ?? null,
         backlog: socket.backlog ?? null, pending: socket.pending.map(saveStream), stream: socket.stream ? saveStream(socket.stream) : null,
