@@ -224,9 +224,13 @@ export class NetStack {
     if (socket.port !== 0 && this.ports[socket.kind].get(socket.port) === socket) this.ports[socket.kind].delete(socket.port);
     this.sockets.delete(fd);
     for (const pending of socket.pending) pending.tcp.abort();
-    if (socket.stream) {
-      socket.stream.socket = undefined;
-      socket.stream.tcp.close();
+    const stream = socket.stream;
+    if (stream) {
+      stream.socket = undefined;
+      stream.tcp.close();
+      // one that had already failed or ended leaves the table with its socket
+      const key = streamKey(stream.localPort, stream.remote.ip, stream.remote.port);
+      if (stream.tcp.state === 'CLOSED' && this.streams.get(key) === stream) this.streams.delete(key);
     }
   }
 

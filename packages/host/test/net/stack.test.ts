@@ -179,3 +179,14 @@ test('TCP: listen, connect, accept, bytes both ways in order, EOF after close; a
   const idle = a.stack.socket('stream');
   t.throws(() => a.stack.read(idle, 1), { message: /not connected/ });
 });
+
+test('a refused or finished stream leaves the connection table when its socket closes', (t) => {
+  const { a, advance, flush } = setup();
+  const refused = a.stack.socket('stream');
+  a.stack.connect(refused, { ip: '10.0.0.2', port: 81 });
+  timers([a.stack], advance, flush, 50);
+  t.throws(() => a.stack.connect(refused, { ip: '10.0.0.2', port: 81 }), { message: /ECONNREFUSED/ });
+  a.stack.close(refused);
+  t.is(a.stack.save(0).closing.length, 0, 'nothing left closing');
+  t.is(a.stack.nextTimerAt(), undefined, 'and no timer kept for it');
+});
