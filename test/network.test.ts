@@ -109,6 +109,20 @@ test.serial('net iperf between two hosts: intervals and totals as iperf3 prints 
   oneLineError(t, await h.cli(['net', 'iperf', 'ip-cli', 'nosuch']), /no container "nosuch"/);
 });
 
+test.serial('net iperf --udp: datagrams paced to the bitrate; loss and jitter as the receiver saw them', async (t) => {
+  await run('h1', 'udp-tx', 'sleeper');
+  await run('h3', 'udp-rx', 'sleeper');
+  type UdpJson = { end: { sum: { lost_percent: number; packets: number; jitter_ms: number }; sum_sent: { bits_per_second: number } } };
+  // h1's uplink loses 5 % of what leaves it; h3's loses nothing
+  const json = await h.cliJson<UdpJson>(['net', 'iperf', 'udp-tx', 'udp-rx', '--udp', '--bitrate', '5mbit', '--duration', '2s'], 60_000);
+  t.is(json.code, 0, json.stderr);
+  const { sum, sum_sent: sent } = json.end;
+  t.true(Math.abs(sent.bits_per_second / 5e6 - 1) < 0.03, `sent at ${sent.bits_per_second} bit/s`);
+  t.true(sum.packets > 700, `${sum.packets} datagrams`);
+  t.true(sum.lost_percent > 2 && sum.lost_percent < 9, `lost ${sum.lost_percent} %`);
+  t.true(sum.jitter_ms >= 0 && sum.jitter_ms < 20, `jitter ${sum.jitter_ms} ms`);
+});
+
 test.serial('an open stream survives its container\'s checkpoint on one host and restore on another: same address, every byte', async (t) => {
   const server = await run('h2', 'far', 'echo');
   const mover = await run('h1', 'mover', 'echo', { mode: 'client', target: server.nics[0]!.ip, bytes: '512K', chunk: '32K' });

@@ -84,6 +84,8 @@ export interface Iperf3Json {
     streams: Array<{ sender: IperfSum & { socket: number }; receiver: IperfSum & { socket: number } }>;
     sum_sent: IperfSum & { retransmits: number };
     sum_received: IperfSum;
+    /** UDP (-u): the receiver's jitter and loss */
+    sum?: IperfSum & { jitter_ms: number; lost_packets: number; packets: number; lost_percent: number };
   };
 }
 
@@ -398,7 +400,8 @@ export class ClusterClient {
    * `client` for `durationMs`; the client's lines as iperf3 prints them, or with `json` its figures
    * under iperf3 -J's field names (`end.sum_sent.bits_per_second`, `end.sum_received`, retransmits).
    */
-  async netIperf(client: string, server: string, options: { durationMs?: number; parallel?: number; port?: number; json?: boolean; onLine?: (line: string) => void } = {}): Promise<IperfResult> {
+  async netIperf(client: string, server: string, options: { durationMs?: number; parallel?: number; port?: number; json?: boolean; udpBitrate?: number; onLine?: (line: string) => void } = {}): Promise<IperfResult> {
+    if (options.udpBitrate !== undefined) return this.netIperfUdp(client, server, { ...options, udpBitrate: options.udpBitrate });
     const target = await this.address(server);
     const parallel = options.parallel ?? 1;
     const port = options.port ?? 5201;
@@ -415,6 +418,38 @@ export class ClusterClient {
     // the server has read every stream to its end and given its port back: the next run may take it
     await this.follow(server, listening.pid, (line) => / receiver$/.test(line), 15_000);
     return { client, server, target, port, lines: options.json ? [] : lines, json: options.json ? iperf3Json(lines, target, port) : undefined };
+  }
+
+  /** iperf -u: datagrams at a set bitrate; the sender's line, then the receiver's with jitter and loss (from the server's log). */
+  private async netIperfUdp(client: string, server: string, options: { durationMs?: number; port?: number; json?: boolean; udpBitrate: number; onLine?: (line: string) => void }): Promise<IperfResult> {
+    const target = await this.address(server);
+    const port = options.port ?? 5201;
+    const durationMs = options.durationMs ?? 10_000;
+    const listening = await this.exec(server, 'iperf-udp', { mode: 'server', port });
+    const ready = await this.follow(server, listening.pid, (line) => /^Server listening|^iperf3: error/.test(line), 10_000);
+    const refused = ready.find((line) => line.startsWith('iperf3: error'));
+    if (refused) throw new SlicelabError('EADDRINUSE', `iperf server in "${server}": ${refused.replace(/^iperf3: error - /, '')}`);
+    const sender = await this.exec(client, 'iperf-udp', { mode: 'client', target, port, time: `${durationMs}ms`, bitrate: options.udpBitrate });
+    const sent = await this.follow(client, sender.pid, (line) => /^json |^iperf3: error/.test(line), durationMs + 30_000, options.json ? undefined : (line) => !line.startsWith('json ') && options.onLine?.(line));
+    const failed = sent.find((line) => line.startsWith('iperf3: error'));
+    if (failed) throw new SlicelabError('EIO', `iperf in "${client}": ${failed.replace(/^iperf3: error - /, '')}`);
+    const received = await this.follow(server, listening.pid, (line) => line.startsWith('json '), 15_000, options.json ? undefined : (line) => / receiver$/.test(line) && options.onLine?.(line));
+    const lines = [...sent, ...received].filter((line) => !line.startsWith('json ') && !/^Server listening/.test(line));
+    const figure = (all: string[], key: string) => all.filter((l) => l.startsWith('json ')).map((l) => JSON.parse(l.slice(5)) as Record<string, Record<string, number>>).find((f) => f[key])?.[key] ?? {};
+    const tx = figure(sent, 'udpSender');
+    const rx = figure(received, 'udpReceiver');
+    const sum = (seconds: number, bytes: number) => ({ start: 0, end: seconds, seconds, bytes, bits_per_second: seconds > 0 ? (bytes * 8) / seconds : 0 });
+    const json = {
+      start: { connecting_to: { host: target, port }, connected: [] },
+      intervals: [],
+      end: {
+        streams: [],
+        sum: { ...sum(rx['seconds'] ?? 0, rx['bytes'] ?? 0), jitter_ms: rx['jitterMs'] ?? 0, lost_packets: rx['lost'] ?? 0, packets: rx['packets'] ?? 0, lost_percent: rx['lostPercent'] ?? 0 },
+        sum_sent: { ...sum(tx['seconds'] ?? 0, tx['bytes'] ?? 0), retransmits: 0 },
+        sum_received: sum(rx['seconds'] ?? 0, rx['bytes'] ?? 0),
+      },
+    };
+    return { client, server, target, port, lines: options.json ? [] : lines, json: options.json ? json : undefined };
   }
 
   /** A container's first address, or the address itself. */

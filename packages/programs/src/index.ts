@@ -12,6 +12,7 @@ import { fs } from './fs.js';
 import { heartbeat } from './heartbeat.js';
 import { ioStress } from './io-stress.js';
 import { iperf } from './iperf.js';
+import { iperfUdp } from './iperf-udp.js';
 import { lu } from './lu.js';
 import { memWriter } from './mem-writer.js';
 import { netHeartbeat } from './net-heartbeat.js';
@@ -29,13 +30,14 @@ export { fs, fsDataMax } from './fs.js';
 export { heartbeat } from './heartbeat.js';
 export { ioStress } from './io-stress.js';
 export { iperf } from './iperf.js';
+export { iperfUdp } from './iperf-udp.js';
 export { lu, luEliminate, luFillBudget, luFillRows, luReference, luResidual, luStepBudget } from './lu.js';
 export { memWriter, pagesPerStep } from './mem-writer.js';
 export { netHeartbeat } from './net-heartbeat.js';
 export { ping, rttText } from './ping.js';
 export { sleeper } from './sleeper.js';
 
-const all: readonly Program[] = [cpuBurn, memWriter, ioStress, forkBomb, sleeper, lu, heartbeat, forkExit, crasher, fs, ping, iperf, echo, netHeartbeat];
+const all: readonly Program[] = [cpuBurn, memWriter, ioStress, forkBomb, sleeper, lu, heartbeat, forkExit, crasher, fs, ping, iperf, iperfUdp, echo, netHeartbeat];
 
 export const programs: ReadonlyMap<string, Program> = new Map(all.map((program) => [program.name, program]));
 

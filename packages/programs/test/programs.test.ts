@@ -275,7 +275,7 @@ function readF64s(mem: TestMemory, addr: number, count: number): Float64Array {
   return new Float64Array(mem.bytes.buffer.slice(addr, addr + count * 8));
 }
 
-const allNames = ['cpu-burn', 'crasher', 'echo', 'fork-bomb', 'fork-exit', 'fs', 'heartbeat', 'io-stress', 'iperf', 'lu', 'mem-writer', 'net-heartbeat', 'ping', 'sleeper'];
+const allNames = ['cpu-burn', 'crasher', 'echo', 'fork-bomb', 'fork-exit', 'fs', 'heartbeat', 'io-stress', 'iperf', 'iperf-udp', 'lu', 'mem-writer', 'net-heartbeat', 'ping', 'sleeper'];
 /** the args a program cannot do without: the address it talks to */
 const needed: Record<string, ProgramArgs> = { ping: { target: '10.0.0.2' }, 'net-heartbeat': { peer: '10.0.0.2' } };
 
@@ -350,6 +350,8 @@ const badArgs: Array<[string, ProgramArgs, string | RegExp]> = [
   ['iperf', { mode: 'client', target: '10.0.0.1', parallel: 0 }, /^iperf: parallel: an integer from 1 to 128/],
   ['echo', { mode: 'client', target: 'db' }, 'echo: target: an IPv4 address, got "db"'],
   ['net-heartbeat', {}, 'net-heartbeat: peer: an IPv4 address, got ""'],
+  ['iperf-udp', { mode: 'client', target: '10.0.0.2', bitrate: 'fast' }, /^iperf-udp: bitrate: bits per second/],
+  ['iperf-udp', { mode: 'client', target: '10.0.0.2', len: 2000 }, /^iperf-udp: len: an integer from 12 to 1472/],
 ];
 
 test('init refuses bad args with one line naming the program and the arg', (t) => {
@@ -594,7 +596,7 @@ test('each step is short at default args', (t) => {
   const summary: string[] = [];
   // fork-exit, crasher and fs end by design after a few steps; the network's programs need sockets, which
   // this machine has not (test/network.test.ts runs them on real hosts)
-  const networked = ['echo', 'iperf', 'net-heartbeat', 'ping'];
+  const networked = ['echo', 'iperf', 'iperf-udp', 'net-heartbeat', 'ping'];
   for (const name of allNames.filter((n) => n !== 'fork-exit' && n !== 'crasher' && n !== 'fs' && !networked.includes(n))) {
     const machine = new Machine({ memory: 80 * 1024 * 1024, pidsMax: 32 });
     machine.start(name);
