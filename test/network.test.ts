@@ -107,6 +107,7 @@ test.serial('net iperf between two hosts: intervals and totals as iperf3 prints 
   t.is(typeof sent.retransmits, 'number');
   t.is(json.intervals.reduce((n, i) => n + i.sum.bytes, 0), sent.bytes, 'the intervals add up to what was sent');
   oneLineError(t, await h.cli(['net', 'iperf', 'ip-cli', 'nosuch']), /no container "nosuch"/);
+  oneLineError(t, await h.cli(['net', 'iperf', 'ip-cli', 'ip-srv', '--bitrate', '5mbit']), /--udp/);
 });
 
 test.serial('net iperf --udp: datagrams paced to the bitrate; loss and jitter as the receiver saw them', async (t) => {

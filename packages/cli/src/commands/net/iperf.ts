@@ -16,7 +16,8 @@ export default class NetIperf extends BaseCommand {
     parallel: Flags.integer({ char: 'P', default: 1, min: 1, max: 128, description: 'parallel streams' }),
     port: Flags.integer({ char: 'p', default: 5201, min: 1, max: 65535, description: 'the server\'s port' }),
     udp: Flags.boolean({ char: 'u', description: 'UDP at --bitrate instead of TCP: jitter and loss, as iperf3 -u' }),
-    bitrate: unitFlags.rate({ char: 'b', default: 1e6, defaultHelp: async () => '1mbit', description: 'UDP bitrate, as tc writes rates: 50mbit', dependsOn: ['udp'] }),
+    // no default here: oclif would count a default as given, and --bitrate needs --udp
+    bitrate: unitFlags.rate({ char: 'b', description: 'UDP bitrate, as tc writes rates: 50mbit [default: 1mbit]', dependsOn: ['udp'] }),
   };
 
   async run() {
@@ -24,7 +25,7 @@ export default class NetIperf extends BaseCommand {
     const client = await ClusterClient.connect({ cluster: flags.cluster });
     try {
       const result = await client.netIperf(args.client, args.server, {
-        durationMs: flags.duration, parallel: flags.parallel, port: flags.port, json: this.jsonEnabled(), udpBitrate: flags.udp ? flags.bitrate : undefined,
+        durationMs: flags.duration, parallel: flags.parallel, port: flags.port, json: this.jsonEnabled(), udpBitrate: flags.udp ? flags.bitrate ?? 1e6 : undefined,
         onLine: (line) => this.say(line),
       });
       return result.json ?? result;
