@@ -24,8 +24,7 @@ type ErrorJson = { error: { code: string; message: string } };
 type StatusJson = { hosts: Array<{ name: string; state: string; managed: boolean }> };
 
 test.before(async () => {
-  const up = await h.cli(['up', '--config', config, '--detach']);
-  if (up.code !== 0) throw new Error(`up --detach failed (exit ${up.code}): ${up.stderr}${up.stdout}`);
+  await h.up(config);
 });
 
 test.after.always(async () => {

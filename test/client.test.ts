@@ -7,8 +7,7 @@ import { Harness, hostConfig, pollUntil } from './harness.js';
 const h = new Harness();
 test.before(async () => {
   process.env['SLICELAB_HOME'] = h.home;
-  const up = await h.cli(['up', '--config', h.writeConfig('api', hostConfig('api', ['h1', 'h2'])), '--detach']);
-  if (up.code !== 0) throw new Error(up.stderr);
+  await h.up(h.writeConfig('api', hostConfig('api', ['h1', 'h2'])));
 });
 test.after.always(async () => {
   await h.cli(['down']);

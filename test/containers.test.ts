@@ -18,8 +18,7 @@ type TopJson = { containers: Array<{ name: string; host: string; cpuPercent: num
 type StatusJson = { hosts: Array<{ name: string; state: string; heartbeatAgeMs: number }> };
 
 test.before(async () => {
-  const up = await h.cli(['up', '--config', config, '--detach']);
-  if (up.code !== 0) throw new Error(`up --detach failed (exit ${up.code}): ${up.stderr}${up.stdout}`);
+  await h.up(config);
 });
 
 test.after.always(async () => {

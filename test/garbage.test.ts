@@ -15,8 +15,7 @@ const h = new Harness();
 let nc: NatsConnection;
 let asH1: NatsConnection;
 test.before(async () => {
-  const up = await h.cli(['up', '--config', h.writeConfig('junk', hostConfig('junk', ['h1', 'h2'])), '--detach']);
-  if (up.code !== 0) throw new Error(up.stderr);
+  await h.up(h.writeConfig('junk', hostConfig('junk', ['h1', 'h2'])));
   const run = h.runFile('junk')!;
   nc = await connectBus(run.access!, { name: 'garbage admin' });
   const creds = join(h.home, 'h1.creds');

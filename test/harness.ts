@@ -77,6 +77,14 @@ export class Harness {
     return server;
   }
 
+  /** `slicelab up --detach` of a config file: the cluster's run file once every host registered; throws what up printed if it failed. */
+  async up(config: string): Promise<RunFile> {
+    const up = await this.cli(['up', '--config', config, '--detach']);
+    if (up.code !== 0) throw new Error(`up --detach failed (exit ${up.code}): ${up.stderr}${up.stdout}`);
+    const cluster = (JSON.parse(readFileSync(config, 'utf8')) as { name: string }).name;
+    return this.runFile(cluster)!;
+  }
+
   /** A host credential of a running cluster, as a user hands one to another machine (`creds export`). */
   async hostCreds(cluster: string, host: string): Promise<string> {
     const file = join(this.home, `${cluster}-${host}.creds`);

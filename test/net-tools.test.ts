@@ -23,8 +23,7 @@ type CaptureJson = CaptureResult & { file: string };
 const nics: Record<string, { ip: string; mac: string }> = {};
 
 test.before(async () => {
-  const up = await h.cli(['up', '--config', config, '--detach']);
-  if (up.code !== 0) throw new Error(`up --detach failed (exit ${up.code}): ${up.stderr}${up.stdout}`);
+  await h.up(config);
   const runs = await Promise.all([['h1', 'a'], ['h2', 'b']].map(([host, name]) =>
     h.cliJson<ContainerInfo>(['container', 'run', '--host', host!, '--name', name!, '--program', 'heartbeat', '--arg', 'interval=1s'])));
   for (const run of runs) {

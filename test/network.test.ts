@@ -19,8 +19,7 @@ test.before(async () => {
       { name: 'h3', cores: 2, memory: '512MiB' },
     ],
   });
-  const up = await h.cli(['up', '--config', config, '--detach']);
-  if (up.code !== 0) throw new Error(up.stderr);
+  await h.up(config);
 });
 test.after.always(async () => {
   await h.cli(['down']);

@@ -21,8 +21,7 @@ let admin: ClusterClient;
 let access: BusAccess;
 
 test.before(async () => {
-  const up = await h.cli(['up', '--config', h.writeConfig(cluster, hostConfig(cluster, ['h1', 'h2'])), '--detach']);
-  if (up.code !== 0) throw new Error(up.stderr);
+  await h.up(h.writeConfig(cluster, hostConfig(cluster, ['h1', 'h2'])));
   access = h.runFile(cluster)!.access!;
   const { servers, ...auth } = access;
   admin = await ClusterClient.connect({ nats: servers.join(','), access: auth });

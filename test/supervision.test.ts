@@ -17,11 +17,7 @@ test.after.always(() => h.cleanup());
 type Survey = { containers: ContainerInfo[]; unknown: Array<{ name: string; host: string; reason: string }>; missing: Array<{ host: string; reason: string }> };
 type Status = { hosts: Array<{ name: string; state: string; pid: number }> };
 
-async function up(cluster: string, hosts: string[]) {
-  const result = await h.cli(['up', '--config', h.writeConfig(cluster, hostConfig(cluster, hosts)), '--detach']);
-  if (result.code !== 0) throw new Error(result.stderr);
-  return h.runFile(cluster)!;
-}
+const up = (cluster: string, hosts: string[]) => h.up(h.writeConfig(cluster, hostConfig(cluster, hosts)));
 
 test.serial('nats-server killed with SIGKILL: started again on its port and store, the cluster goes on with its containers', async (t) => {
   const before = await up('sup', ['h1', 'h2']);
