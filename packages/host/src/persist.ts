@@ -14,7 +14,7 @@ import { validator } from '@slicelab/protocol';
 import type { Container, Process } from './container.js';
 import type { MemoryState } from './memory.js';
 
-export const recordFormat = 2;
+export const recordFormat = 3;
 
 const Num = Type.Number();
 const Int = Type.Integer({ minimum: 0 });
@@ -98,16 +98,21 @@ const TcpRecord = Type.Object({
   error: Type.Union([Type.Literal('ECONNREFUSED'), Type.Literal('ECONNRESET'), Type.Literal('ETIMEDOUT'), Type.Null()]),
   config: Type.Object({
     mss: Type.Integer({ minimum: 64, maximum: 65495 }), sendBuffer: Type.Integer({ minimum: 1 }), receiveBuffer: Type.Integer({ minimum: 1 }), initialWindow: Type.Integer({ minimum: 1 }),
-    rtoInitialMs: Positive, rtoMinMs: Positive, rtoMaxMs: Positive, synRetries: Int, dataRetries: Int, mslMs: Num, delayedAckMs: Num,
+    rtoInitialMs: Positive, rtoMinMs: Positive, rtoMaxMs: Positive, synRetries: Int, dataRetries: Int, mslMs: Num, delayedAckMs: Num, sack: Type.Boolean(),
   }),
   localPort: Port, remotePort: Port, iss: Int, irs: Int, mss: Type.Integer({ minimum: 1 }),
   /** RFC 7323's shift counts, the peer's (send) and ours (receive); null: unscaled */
   windowShift: Type.Union([Type.Object({ send: Type.Integer({ minimum: 0, maximum: 14 }), receive: Type.Integer({ minimum: 0, maximum: 14 }) }), Type.Null()]),
-  send: Type.Object({ una: Int, nxt: Int, max: Int, window: Int, wl1: Int, wl2: Int, written: Int, fin: Type.Boolean(), buffer: Bytes }),
+  /** SACK in use (RFC 2018), and the sender's scoreboard of SACKed [start, end) offsets */
+  sack: Type.Boolean(),
+  send: Type.Object({
+    una: Int, nxt: Int, max: Int, window: Int, wl1: Int, wl2: Int, written: Int, fin: Type.Boolean(), buffer: Bytes,
+    sacked: Type.Array(Type.Tuple([Int, Int])),
+  }),
   receive: Type.Object({
     nxt: Int, edge: Int, buffer: Bytes, outOfOrder: Type.Array(Type.Object({ offset: Int, bytes: Bytes })), fin: NullableInt, unacked: Int,
   }),
-  congestion: Type.Object({ cwnd: Num, ssthresh: Num, avoidanceBytes: Num, dupAcks: Int, recovering: Type.Boolean(), recover: Int, partialAcked: Type.Boolean() }),
+  congestion: Type.Object({ cwnd: Num, ssthresh: Num, avoidanceBytes: Num, dupAcks: Int, recovering: Type.Boolean(), recover: Int, partialAcked: Type.Boolean(), highRxt: Int }),
   rtt: Type.Object({ srtt: NullableNum, rttvar: Num, rto: Positive, timed: Type.Union([Type.Object({ end: Int, ageMs: Num }), Type.Null()]) }),
   retries: Int, probesOut: Int, probeBackoff: Int,
   timers: Type.Object({ retransmit: NullableNum, persist: NullableNum, delayedAck: NullableNum, timeWait: NullableNum }),

@@ -40,6 +40,10 @@ export interface TcpSegment {
   mss?: number;
   /** the Window Scale option (RFC 7323), on SYN segments: the sender's shift count, 0..14 */
   windowScale?: number;
+  /** the SACK-Permitted option (RFC 2018), on SYN segments */
+  sackPermitted?: boolean;
+  /** SACK blocks (RFC 2018): [left, right) edges as wire sequence numbers, at most `maxSackBlocks` */
+  sack?: Array<[number, number]>;
   payload: Uint8Array;
 }
 
@@ -110,7 +114,11 @@ const icmpHeader = 8;
 const udpHeader = 8;
 const tcpHeader = 20;
 const tcpFlagBits = { fin: 0x01, syn: 0x02, rst: 0x04, psh: 0x08, ack: 0x10 } as const;
-const tcpOptionKinds = { eol: 0, nop: 1, mss: 2, windowScale: 3 } as const;
+const tcpOptionKinds = { eol: 0, nop: 1, mss: 2, windowScale: 3, sackPermitted: 4, sack: 5 } as const;
+/** RFC 2018 3: 40 option bytes hold four SACK blocks (two NOPs, kind, length and 8 bytes a block) */
+export const maxSackBlocks = 4;
+/** the option bytes `blocks` SACK blocks take, NOPs included */
+export const sackOptionBytes = (blocks: number): number => (blocks === 0 ? 0 : 4 + 8 * blocks);
 
 // Big-endian fields, read and written in place: no DataView per header on the hot path.
 const u16 = (b: Uint8Array, i: number): number => (b[i]! << 8) | b[i + 1]!;
@@ -336,11 +344,13 @@ export function decodeUdp(bytes: Uint8Array, srcIp: string, dstIp: string): UdpD
 
 /**
  * The addresses are those of the IPv4 packet that carries the segment, for the pseudo-header. Options in
- * Linux's order and padding: MSS, then NOP and Window Scale, so each fills one 32-bit word.
+ * Linux's order and padding (without timestamps): MSS, NOP NOP SACK-Permitted, NOP Window Scale, and
+ * NOP NOP SACK, so each fills whole 32-bit words.
  */
 export function encodeTcp(segment: TcpSegment, srcIp: string, dstIp: string): Uint8Array {
-  const { mss, windowScale } = segment;
-  const headerLength = tcpHeader + (mss === undefined ? 0 : 4) + (windowScale === undefined ? 0 : 4);
+  const { mss, windowScale, sackPermitted, sack = [] } = segment;
+  if (sack.length > maxSackBlocks) throw new FrameError(`${sack.length} TCP SACK blocks, at most ${maxSackBlocks} fit`);
+  const headerLength = tcpHeader + (mss === undefined ? 0 : 4) + (sackPermitted ? 4 : 0) + (windowScale === undefined ? 0 : 4) + sackOptionBytes(sack.length);
   const length = uint(headerLength + segment.payload.length, 0xffff, 'TCP segment length');
   const bytes = new Uint8Array(length);
   const { flags } = segment;
@@ -359,11 +369,22 @@ export function encodeTcp(segment: TcpSegment, srcIp: string, dstIp: string): Ui
     put16(bytes, option + 2, uint(mss, 0xffff, 'TCP MSS'));
     option += 4;
   }
+  if (sackPermitted) {
+    bytes.set([tcpOptionKinds.nop, tcpOptionKinds.nop, tcpOptionKinds.sackPermitted, 2], option);
+    option += 4;
+  }
   if (windowScale !== undefined) {
-    bytes[option] = tcpOptionKinds.nop;
-    bytes[option + 1] = tcpOptionKinds.windowScale;
-    bytes[option + 2] = 3;
-    bytes[option + 3] = uint(windowScale, maxWindowShift, 'TCP window scale');
+    bytes.set([tcpOptionKinds.nop, tcpOptionKinds.windowScale, 3, uint(windowScale, maxWindowShift, 'TCP window scale')], option);
+    option += 4;
+  }
+  if (sack.length > 0) {
+    bytes.set([tcpOptionKinds.nop, tcpOptionKinds.nop, tcpOptionKinds.sack, 2 + 8 * sack.length], option);
+    option += 4;
+    for (const [left, right] of sack) {
+      put32(bytes, option, uint(left, 0xffffffff, 'TCP SACK left edge'));
+      put32(bytes, option + 4, uint(right, 0xffffffff, 'TCP SACK right edge'));
+      option += 8;
+    }
   }
   bytes.set(segment.payload, headerLength);
   put16(bytes, 16, internetChecksum(bytes, pseudoHeader(srcIp, dstIp, ipProtocols.tcp, length)));
@@ -379,7 +400,7 @@ export function decodeTcp(bytes: Uint8Array, srcIp: string, dstIp: string): TcpS
   }
   verify('TCP', bytes, 16, pseudoHeader(srcIp, dstIp, ipProtocols.tcp, bytes.length));
   const bits = bytes[13]!;
-  const { mss, windowScale } = tcpOptions(bytes, headerLength);
+  const options = tcpOptions(bytes, headerLength);
   return {
     srcPort: u16(bytes, 0),
     dstPort: u16(bytes, 2),
@@ -393,18 +414,19 @@ export function decodeTcp(bytes: Uint8Array, srcIp: string, dstIp: string): TcpS
       psh: (bits & tcpFlagBits.psh) !== 0,
     },
     window: u16(bytes, 14),
-    ...(mss === undefined ? {} : { mss }),
-    ...(windowScale === undefined ? {} : { windowScale }),
+    ...options,
     payload: bytes.subarray(headerLength),
   };
 }
 
+type TcpOptions = Pick<TcpSegment, 'mss' | 'windowScale' | 'sackPermitted' | 'sack'>;
+
 /**
- * The MSS and Window Scale options among the options in bytes[20, end): NOP and unknown kinds are
- * skipped, EOL ends the list. A shift count above 14 is taken as 14, as RFC 7323 2.3 says.
+ * The MSS, Window Scale, SACK-Permitted and SACK options among the options in bytes[20, end): NOP and
+ * unknown kinds are skipped, EOL ends the list. A shift count above 14 is taken as 14, as RFC 7323 2.3 says.
  */
-function tcpOptions(bytes: Uint8Array, end: number): Pick<TcpSegment, 'mss' | 'windowScale'> {
-  const options: Pick<TcpSegment, 'mss' | 'windowScale'> = {};
+function tcpOptions(bytes: Uint8Array, end: number): TcpOptions {
+  const options: TcpOptions = {};
   for (let i = tcpHeader; i < end;) {
     const kind = bytes[i]!;
     if (kind === tcpOptionKinds.eol) break;
@@ -420,6 +442,13 @@ function tcpOptions(bytes: Uint8Array, end: number): Pick<TcpSegment, 'mss' | 'w
     } else if (kind === tcpOptionKinds.windowScale) {
       if (length !== 3) throw new FrameError(`TCP window scale option of length ${length}, not 3`);
       options.windowScale = Math.min(bytes[i + 2]!, maxWindowShift);
+    } else if (kind === tcpOptionKinds.sackPermitted) {
+      if (length !== 2) throw new FrameError(`TCP SACK-permitted option of length ${length}, not 2`);
+      options.sackPermitted = true;
+    } else if (kind === tcpOptionKinds.sack) {
+      if ((length - 2) % 8 !== 0 || length === 2) throw new FrameError(`TCP SACK option of length ${length}, not 2 + 8n`);
+      options.sack = [];
+      for (let at = i + 2; at < i + length; at += 8) options.sack.push([u32(bytes, at), u32(bytes, at + 4)]);
     }
     i += length;
   }
@@ -465,7 +494,12 @@ function describeTcp(ip: Ipv4Packet, s: TcpSegment): string {
   const seq = length > 0 || flags.syn || flags.fin || flags.rst ? `, seq ${s.seq}${length > 0 ? `:${(s.seq + length) >>> 0}` : ''}` : '';
   const ack = flags.ack ? `, ack ${s.ack}` : '';
   // as tcpdump names the options encodeTcp writes
-  const named = [...(s.mss === undefined ? [] : [`mss ${s.mss}`]), ...(s.windowScale === undefined ? [] : ['nop', `wscale ${s.windowScale}`])];
+  const named = [
+    ...(s.mss === undefined ? [] : [`mss ${s.mss}`]),
+    ...(s.sackPermitted ? ['nop', 'nop', 'sackOK'] : []),
+    ...(s.windowScale === undefined ? [] : ['nop', `wscale ${s.windowScale}`]),
+    ...(s.sack === undefined ? [] : ['nop', 'nop', `sack ${s.sack.length} ${s.sack.map(([l, r]) => `{${l}:${r}}`).join('')}`]),
+  ];
   const options = named.length === 0 ? '' : `, options [${named.join(',')}]`;
   return `IP ${ip.src}.${s.srcPort} > ${ip.dst}.${s.dstPort}: Flags [${letters || 'none'}]${seq}${ack}, win ${s.window}${options}, length ${length}`;
 }

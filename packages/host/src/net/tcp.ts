@@ -33,7 +33,7 @@
  * in one place.
  */
 import { SlicelabError, type ErrorCode } from '@slicelab/protocol';
-import { maxWindowShift, type TcpFlags, type TcpSegment } from './frame.js';
+import { maxSackBlocks, maxWindowShift, sackOptionBytes, type TcpFlags, type TcpSegment } from './frame.js';
 
 export type TcpStateName =
   | 'CLOSED' | 'SYN_SENT' | 'SYN_RECEIVED' | 'ESTABLISHED' | 'FIN_WAIT_1' | 'FIN_WAIT_2' | 'CLOSE_WAIT'
@@ -69,6 +69,8 @@ export interface TcpConfig {
   mslMs: number;
   /** how long an ACK may wait for a second segment or for data to ride on; 0 acknowledges at once */
   delayedAckMs: number;
+  /** offer selective acknowledgements (RFC 2018), as net.ipv4.tcp_sack; used when both SYNs carry the option */
+  sack: boolean;
 }
 
 /**
@@ -92,6 +94,7 @@ export const defaultTcpConfig: Readonly<TcpConfig> = {
   dataRetries: 15,
   mslMs: 1000,
   delayedAckMs: 40,
+  sack: true,
 };
 
 /** What a connection needs from its owner; not saved, given again on restore. */
@@ -162,6 +165,8 @@ export interface TcpState {
    * our window is shifted right into the field (Rcv.Wind.Shift)
    */
   windowShift: { send: number; receive: number } | null;
+  /** both SYNs carried SACK-Permitted: ACKs carry SACK blocks, and loss recovery follows RFC 6675 */
+  sack: boolean;
   send: {
     /** oldest unacknowledged, next to send, highest sent (offsets from iss) */
     una: number;
@@ -176,6 +181,8 @@ export interface TcpState {
     fin: boolean;
     /** written and not yet acknowledged */
     buffer: Uint8Array;
+    /** the scoreboard: [start, end) offsets above una the peer selectively acknowledged, sorted, disjoint */
+    sacked: Array<[number, number]>;
   };
   receive: {
     /** the next offset expected from the peer (from irs) */
@@ -201,6 +208,8 @@ export interface TcpState {
     /** sndMax when the last loss was detected: no new recovery until it is acknowledged */
     recover: number;
     partialAcked: boolean;
+    /** the end of the highest retransmission in this SACK recovery (RFC 6675's HighRxt) */
+    highRxt: number;
   };
   rtt: {
     srtt: number | null;
@@ -316,6 +325,77 @@ class ByteRing {
   }
 }
 
+/**
+ * The sender's SACK scoreboard (RFC 6675 2): what the peer holds above the cumulative ACK, as sorted,
+ * disjoint [start, end) offsets. Every query walks the blocks, which stay few: one per hole.
+ */
+class Scoreboard {
+  private blocks: Array<[number, number]>;
+
+  constructor(saved: Array<[number, number]>) {
+    this.blocks = saved.map(([start, end]) => [start, end]);
+  }
+
+  save(): Array<[number, number]> {
+    return this.blocks.map(([start, end]) => [start, end]);
+  }
+
+  /** Merges a block in; returns how many of its bytes were not SACKed before. */
+  add(start: number, end: number): number {
+    let fresh = end - start;
+    const kept: Array<[number, number]> = [];
+    for (const block of this.blocks) {
+      if (block[1] < start || block[0] > end) {
+        kept.push(block);
+        continue;
+      }
+      fresh -= Math.max(0, Math.min(end, block[1]) - Math.max(start, block[0]));
+      start = Math.min(start, block[0]);
+      end = Math.max(end, block[1]);
+    }
+    kept.push([start, end]);
+    this.blocks = kept.sort((x, y) => x[0] - y[0]);
+    return fresh;
+  }
+
+  /** Forgets what the cumulative ACK now covers. */
+  trim(una: number): void {
+    while (this.blocks.length > 0 && this.blocks[0]![1] <= una) this.blocks.shift();
+    if (this.blocks.length > 0 && this.blocks[0]![0] < una) this.blocks[0]![0] = una;
+  }
+
+  sackedBetween(from: number, to: number): number {
+    let bytes = 0;
+    for (const [start, end] of this.blocks) bytes += Math.max(0, Math.min(end, to) - Math.max(start, from));
+    return bytes;
+  }
+
+  /** The first range from `from` on that no block holds, up to the next block or `limit`; none if it would be empty. */
+  holeAt(from: number, limit: number): [number, number] | undefined {
+    for (const [start, end] of this.blocks) {
+      if (end <= from) continue;
+      if (start > from) return from < limit ? [from, Math.min(start, limit)] : undefined;
+      from = end;
+    }
+    return from < limit ? [from, limit] : undefined;
+  }
+
+  /**
+   * RFC 6675's IsLost: a hole is lost once three discontiguous blocks, or more than two segments' bytes,
+   * were SACKed above it. Returns the offset below which every hole is lost (the start of the block at
+   * which, counting down from the highest, either holds), 0 when none is.
+   */
+  lostBelow(mss: number): number {
+    let bytes = 0;
+    for (let i = this.blocks.length - 1; i >= 0; i--) {
+      const [start, end] = this.blocks[i]!;
+      bytes += end - start;
+      if (this.blocks.length - i >= 3 || bytes > 2 * mss) return start;
+    }
+    return 0;
+  }
+}
+
 function resolveConfig(partial: Partial<TcpConfig> = {}): TcpConfig {
   const config = { ...defaultTcpConfig, ...partial };
   if (!(config.mss >= 64 && config.mss <= maxWindow)) throw new SlicelabError('EINVAL', `tcp: mss ${config.mss} out of range`);
@@ -341,12 +421,12 @@ function windowShiftFor(receiveBuffer: number): number {
 /** A connection that has sent nothing yet. */
 function openingState(config: TcpConfig, localPort: number, remotePort: number, iss: number, state: TcpStateName): TcpState {
   return {
-    state, error: null, config, localPort, remotePort, iss: wire(iss), irs: 0, mss: config.mss, windowShift: null,
-    send: { una: 0, nxt: 0, max: 0, window: 0, wl1: 0, wl2: 0, written: 0, fin: false, buffer: noPayload },
+    state, error: null, config, localPort, remotePort, iss: wire(iss), irs: 0, mss: config.mss, windowShift: null, sack: false,
+    send: { una: 0, nxt: 0, max: 0, window: 0, wl1: 0, wl2: 0, written: 0, fin: false, buffer: noPayload, sacked: [] },
     receive: { nxt: 0, edge: 0, buffer: noPayload, outOfOrder: [], fin: null, unacked: 0 },
     congestion: {
       cwnd: config.initialWindow * config.mss, ssthresh: initialSsthresh, avoidanceBytes: 0, dupAcks: 0,
-      recovering: false, recover: 0, partialAcked: false,
+      recovering: false, recover: 0, partialAcked: false, highRxt: 0,
     },
     rtt: { srtt: null, rttvar: 0, rto: config.rtoInitialMs, timed: null },
     retries: 0, probesOut: 0, probeBackoff: 0,
@@ -370,6 +450,7 @@ export class TcpConnection {
   private mss: number;
   /** undefined: no window scaling on this connection */
   private windowShift: { send: number; receive: number } | undefined;
+  private sack: boolean;
 
   private sndUna: number;
   private sndNxt: number;
@@ -380,11 +461,15 @@ export class TcpConnection {
   private written: number;
   private finQueued: boolean;
   private readonly sendQueue: ByteRing;
+  private readonly scoreboard: Scoreboard;
 
   private rcvNxt: number;
   private advertisedEdge: number;
   private readonly receiveQueue: ByteRing;
   private outOfOrder: { offset: number; bytes: Uint8Array }[];
+  /** the out-of-order bytes as [start, end) blocks, for SACK; and where the latest segment landed */
+  private sackBlocks: Array<[number, number]> = [];
+  private lastOutOfOrder: number | undefined;
   private peerFin: number | undefined;
   private unackedBytes: number;
 
@@ -395,6 +480,7 @@ export class TcpConnection {
   private recovering: boolean;
   private recover: number;
   private partialAcked: boolean;
+  private highRxt: number;
 
   private srtt: number | undefined;
   private rttvar: number;
@@ -426,6 +512,7 @@ export class TcpConnection {
     this.mss = s.mss;
     // a connection saved before window scaling existed has no shifts, and none was negotiated
     this.windowShift = s.windowShift ? { ...s.windowShift } : undefined;
+    this.sack = s.sack;
 
     this.sndUna = s.send.una;
     this.sndNxt = s.send.nxt;
@@ -436,11 +523,13 @@ export class TcpConnection {
     this.written = s.send.written;
     this.finQueued = s.send.fin;
     this.sendQueue = new ByteRing(s.config.sendBuffer, s.send.buffer);
+    this.scoreboard = new Scoreboard(s.send.sacked);
 
     this.rcvNxt = s.receive.nxt;
     this.advertisedEdge = s.receive.edge;
     this.receiveQueue = new ByteRing(s.config.receiveBuffer, s.receive.buffer);
     this.outOfOrder = s.receive.outOfOrder.map((piece) => ({ offset: piece.offset, bytes: new Uint8Array(piece.bytes) }));
+    this.updateSackBlocks();
     this.peerFin = s.receive.fin ?? undefined;
     this.unackedBytes = s.receive.unacked;
 
@@ -451,6 +540,7 @@ export class TcpConnection {
     this.recovering = s.congestion.recovering;
     this.recover = s.congestion.recover;
     this.partialAcked = s.congestion.partialAcked;
+    this.highRxt = s.congestion.highRxt;
 
     this.srtt = s.rtt.srtt ?? undefined;
     this.rttvar = s.rtt.rttvar;
@@ -486,7 +576,7 @@ export class TcpConnection {
     connection.rcvNxt = 1;
     connection.advertisedEdge = 1;
     connection.mss = Math.min(config.mss, syn.mss ?? defaultPeerMss);
-    connection.negotiateWindowScale(syn);
+    connection.negotiateOptions(syn);
     connection.sndWnd = syn.window;
     connection.sendSyn(now);
     return connection;
@@ -503,9 +593,11 @@ export class TcpConnection {
       state: this.st, error: this.err ?? null, config: { ...this.config }, localPort: this.localPort,
       remotePort: this.remotePort, iss: this.iss, irs: this.irs, mss: this.mss,
       windowShift: this.windowShift ? { ...this.windowShift } : null,
+      sack: this.sack,
       send: {
         una: this.sndUna, nxt: this.sndNxt, max: this.sndMax, window: this.sndWnd, wl1: this.sndWl1,
         wl2: this.sndWl2, written: this.written, fin: this.finQueued, buffer: this.sendQueue.copy(0, this.sendQueue.length),
+        sacked: this.scoreboard.save(),
       },
       receive: {
         nxt: this.rcvNxt, edge: this.advertisedEdge, buffer: this.receiveQueue.copy(0, this.receiveQueue.length),
@@ -514,7 +606,7 @@ export class TcpConnection {
       },
       congestion: {
         cwnd: this.cwnd, ssthresh: this.ssthresh, avoidanceBytes: this.avoidanceBytes, dupAcks: this.dupAcks,
-        recovering: this.recovering, recover: this.recover, partialAcked: this.partialAcked,
+        recovering: this.recovering, recover: this.recover, partialAcked: this.partialAcked, highRxt: this.highRxt,
       },
       rtt: {
         srtt: this.srtt ?? null, rttvar: this.rttvar, rto: this.rto,
@@ -668,7 +760,7 @@ export class TcpConnection {
     this.rcvNxt = 1;
     this.advertisedEdge = 1;
     this.mss = Math.min(this.config.mss, segment.mss ?? defaultPeerMss);
-    this.negotiateWindowScale(segment);
+    this.negotiateOptions(segment);
     this.sndWnd = segment.window;
     this.sndWl1 = 0;
     this.sndWl2 = 1;
@@ -765,12 +857,28 @@ export class TcpConnection {
       this.sndWl1 = start;
       this.sndWl2 = ack;
     }
+    const newlySacked = this.sack && segment.sack ? this.takeSack(segment.sack) : 0;
     if (ack > this.sndUna) {
       this.newAck(ack, now);
-    } else if (segment.payload.length === 0 && !segment.flags.fin && window === windowBefore && this.sndMax > this.sndUna) {
+    } else if (segment.payload.length === 0 && !segment.flags.fin && window === windowBefore && this.sndMax > this.sndUna
+      // with SACK, a duplicate counts only if it tells of data newly arrived (RFC 6675's DupAck)
+      && (!this.sack || newlySacked > 0)) {
       this.duplicateAck();
     }
+    if (!this.recovering && this.sndUna > this.recover && this.lossDetected()) this.enterRecovery();
     return true;
+  }
+
+  /** The blocks of an ACK into the scoreboard; returns how many bytes they acknowledged for the first time. */
+  private takeSack(blocks: Array<[number, number]>): number {
+    let added = 0;
+    for (const [left, right] of blocks) {
+      const start = this.sndUna + seqDistance(left, wire(this.iss + this.sndUna));
+      const end = start + seqDistance(right, left);
+      // a block must lie in what was sent and not yet acknowledged (a D-SACK or a stale block does not)
+      if (start > this.sndUna && end > start && end <= this.sndMax) added += this.scoreboard.add(start, end);
+    }
+    return added;
   }
 
   private newAck(ack: number, now: number): void {
@@ -784,6 +892,7 @@ export class TcpConnection {
     }
     this.sndUna = ack;
     if (this.sndNxt < ack) this.sndNxt = ack;
+    this.scoreboard.trim(ack);
     this.retries = 0;
     this.sampleIfTimed(ack, now);
 
@@ -793,10 +902,12 @@ export class TcpConnection {
       // only a window in use grows (RFC 7661), or an application-limited sender's cwnd would mean nothing
       if (flightBefore + this.mss > this.cwnd) this.growWindow(acked);
     } else if (ack >= this.recover) {
-      // full ACK: leave fast recovery (RFC 6582 3.2 step 3, first option)
+      // full ACK: leave fast recovery (RFC 6582 3.2 step 3, first option; with SACK, cwnd is ssthresh already)
       this.cwnd = Math.min(this.ssthresh, Math.max(this.sndMax - ack, this.mss) + this.mss);
       this.recovering = false;
       this.dupAcks = 0;
+    } else if (this.sack) {
+      // SACK recovery goes on: output() sends what the pipe allows
     } else {
       // partial ACK: the next hole is lost too; deflate by what left, stay in recovery (step 4)
       this.retransmitFrom(ack, true);
@@ -823,24 +934,42 @@ export class TcpConnection {
     }
   }
 
-  /** RFC 5681 3.2 and RFC 6582 3.2 steps 1–2. */
+  /** RFC 5681 3.2 and RFC 6582 3.2 step 2; with SACK the pipe, not an inflated window, paces recovery. */
   private duplicateAck(): void {
     this.dupAcks++;
-    if (this.recovering) {
-      // a segment left the network: inflate, so new data keeps the ACK clock going
-      this.cwnd += this.mss;
-      return;
-    }
-    // a new recovery only once the ACK covers more than all that was sent when the last loss was
-    // detected (RFC 6582's "ack - 1 > recover"): duplicates of our own retransmissions start none
-    if (this.dupAcks !== 3 || this.sndUna <= this.recover) return;
+    // a segment left the network: inflate, so new data keeps the ACK clock going
+    if (this.recovering && !this.sack) this.cwnd += this.mss;
+  }
+
+  /**
+   * Three duplicate ACKs (RFC 5681), or with SACK the oldest unacknowledged segment counted lost by the
+   * scoreboard (RFC 6675's IsLost(HighACK + 1)), as Linux also does on an ACK that moves forward.
+   */
+  private lossDetected(): boolean {
+    return this.dupAcks >= 3 || (this.sack && this.scoreboard.lostBelow(this.mss) > this.sndUna);
+  }
+
+  /**
+   * Fast retransmit and fast recovery: RFC 6582 3.2 step 1, or RFC 6675 5 with SACK. A new recovery only
+   * once the ACK covers more than all that was sent when the last loss was detected (the caller checks
+   * RFC 6582's "ack - 1 > recover"): duplicates of our own retransmissions start none.
+   */
+  private enterRecovery(): void {
     this.ssthresh = Math.max(Math.floor((this.sndMax - this.sndUna) / 2), 2 * this.mss);
     this.recover = this.sndMax;
     this.recovering = true;
     this.partialAcked = false;
     this.timed = undefined;
-    this.retransmitFrom(this.sndUna, true);
-    this.cwnd = this.ssthresh + 3 * this.mss;
+    if (!this.sack) {
+      this.retransmitFrom(this.sndUna, true);
+      this.cwnd = this.ssthresh + 3 * this.mss;
+      return;
+    }
+    this.cwnd = this.ssthresh;
+    // the oldest hole was sent again already when the last recovery repaired data sent during it
+    if (this.highRxt > this.sndUna) return;
+    const hole = this.scoreboard.holeAt(this.sndUna, this.sndMax)!;
+    this.highRxt = hole[0] + this.retransmitFrom(hole[0], true, hole[1]);
   }
 
   private finAcked(now: number): void {
@@ -889,11 +1018,13 @@ export class TcpConnection {
   /** In-order bytes, then whatever out-of-order bytes they join. They fit: only the window is accepted. */
   private deliver(bytes: Uint8Array): void {
     this.append(bytes);
+    const joined = this.outOfOrder.length;
     while (this.outOfOrder.length > 0 && this.outOfOrder[0]!.offset <= this.rcvNxt) {
       const piece = this.outOfOrder.shift()!;
       const skip = this.rcvNxt - piece.offset;
       if (skip < piece.bytes.length) this.append(piece.bytes.subarray(skip));
     }
+    if (this.outOfOrder.length !== joined) this.updateSackBlocks();
     this.pending.add('readable');
   }
 
@@ -919,6 +1050,33 @@ export class TcpConnection {
     if (at < end) added.push({ offset: at, bytes: bytes.slice(at - from) });
     this.outOfOrder.push(...added);
     this.outOfOrder.sort((x, y) => x.offset - y.offset);
+    this.lastOutOfOrder = from;
+    this.updateSackBlocks();
+  }
+
+  /** The out-of-order pieces as contiguous blocks, what SACK reports. */
+  private updateSackBlocks(): void {
+    const blocks: Array<[number, number]> = [];
+    for (const { offset, bytes } of this.outOfOrder) {
+      const last = blocks.at(-1);
+      if (last && last[1] === offset) last[1] += bytes.length;
+      else blocks.push([offset, offset + bytes.length]);
+    }
+    this.sackBlocks = blocks;
+  }
+
+  /**
+   * RFC 2018 4: the block holding the latest out-of-order arrival first, then the others from the highest
+   * down, as many as the option space beside `payload` bytes leaves (the segment stays within the MSS).
+   */
+  private sackOption(payload: number): Array<[number, number]> | undefined {
+    if (this.sackBlocks.length === 0) return undefined;
+    const room = payload === 0 ? maxSackBlocks : Math.min(maxSackBlocks, Math.floor((this.mss - payload - sackOptionBytes(0)) / 8));
+    if (room <= 0) return undefined;
+    const latest = this.sackBlocks.find(([start, end]) => this.lastOutOfOrder !== undefined && this.lastOutOfOrder >= start && this.lastOutOfOrder < end);
+    const blocks = latest ? [latest] : [];
+    for (let i = this.sackBlocks.length - 1; i >= 0 && blocks.length < room; i--) if (this.sackBlocks[i] !== latest) blocks.push(this.sackBlocks[i]!);
+    return blocks.map(([start, end]) => [wire(this.irs + start), wire(this.irs + end)]);
   }
 
   /** RFC 5681 4.2: an ACK for at least every second full segment, the others within delayedAckMs. */
@@ -950,40 +1108,72 @@ export class TcpConnection {
   }
 
   /**
-   * RFC 7323 2.2: windows are scaled when both SYNs carry the option. Called with the peer's SYN (in
-   * accept, before our SYN-ACK, which then carries ours) or SYN-ACK (answering our SYN, which always does).
+   * RFC 7323 2.2: windows are scaled when both SYNs carry the option; RFC 2018: SACK is used when both
+   * carry SACK-Permitted. Called with the peer's SYN (in accept, before our SYN-ACK, which then answers
+   * in kind) or SYN-ACK (answering our SYN, which always offers both).
    */
-  private negotiateWindowScale(syn: TcpSegment): void {
+  private negotiateOptions(syn: TcpSegment): void {
+    this.sack = this.config.sack && syn.sackPermitted === true;
     if (syn.windowScale === undefined) return;
     this.windowShift = { send: Math.min(syn.windowScale, maxWindowShift), receive: windowShiftFor(this.config.receiveBuffer) };
   }
 
-  /**
-   * Sends what the windows allow from sndNxt on. Sender-side SWS avoidance (RFC 9293 3.8.6.2.1) without
-   * Nagle: a short segment goes only if it ends the queued data or nothing is in flight.
-   */
+  /** Sends what the windows allow: new data, data again after a timeout, or a SACK recovery's holes. */
   private output(now: number): void {
     if (!sending.has(this.st)) return;
-    const dataEnd = this.written + 1;
-    for (;;) {
-      const windowEnd = this.sndUna + Math.min(this.cwnd, this.sndWnd);
-      const unsent = dataEnd - this.sndNxt;
-      const length = Math.max(0, Math.min(this.mss, unsent, windowEnd - this.sndNxt));
-      // the FIN takes a place in the window, as its sequence number does at the receiver
-      const fin = this.finQueued && length === unsent && this.sndNxt + length < windowEnd;
-      if (length === 0 && !fin) break;
-      if (length < this.mss && length < unsent && this.sndNxt > this.sndUna) break;
-      const at = this.sndNxt;
-      const end = at + length + (fin ? 1 : 0);
-      this.emit(at, { ack: true, fin, psh: length > 0 && length === unsent }, this.sendData(at, length));
-      // below sndMax: going back over data after a timeout
-      if (at < this.sndMax) this.counters.retransmits++;
-      else this.timed ??= { end, sentAt: now };
-      this.sndNxt = end;
-      this.sndMax = Math.max(this.sndMax, end);
-      this.retransmitAt ??= now + this.rto;
-    }
+    if (this.recovering && this.sack) this.recoveryOutput(now);
+    else while (this.sendNext(now, this.sndUna + Math.min(this.cwnd, this.sndWnd)));
     this.updatePersist(now);
+  }
+
+  /**
+   * RFC 6675 5 (C): while the pipe leaves room for a segment, NextSeg: first a lost hole not yet
+   * retransmitted, then new data. The pipe counts what is outstanding, less what was SACKed and what is
+   * lost and not yet sent again.
+   */
+  private recoveryOutput(now: number): void {
+    const lost = this.scoreboard.lostBelow(this.mss);
+    for (;;) {
+      const from = Math.max(this.highRxt, this.sndUna);
+      const outstanding = this.sndMax - this.sndUna - this.scoreboard.sackedBetween(this.sndUna, this.sndMax);
+      const lostUnsent = from < lost ? lost - from - this.scoreboard.sackedBetween(from, lost) : 0;
+      if (this.cwnd - (outstanding - lostUnsent) < this.mss) return;
+      const hole = this.scoreboard.holeAt(from, this.sndMax);
+      if (hole && hole[0] < lost) {
+        this.highRxt = hole[0] + this.retransmitFrom(hole[0], false, hole[1]);
+      } else if (!this.sendNext(now, this.sndUna + this.sndWnd)) {
+        return;
+      }
+    }
+  }
+
+  /**
+   * One segment from sndNxt on, if the window (ending at `windowEnd`) allows it. Sender-side SWS avoidance
+   * (RFC 9293 3.8.6.2.1) without Nagle: a short segment goes only if it ends the queued data or nothing
+   * is in flight. Below sndMax (going back over data after a timeout) what the peer SACKed is skipped.
+   */
+  private sendNext(now: number, windowEnd: number): boolean {
+    if (this.sndNxt < this.sndMax && this.sack) {
+      const hole = this.scoreboard.holeAt(this.sndNxt, this.sndMax);
+      this.sndNxt = hole ? hole[0] : this.sndMax;
+      if (hole) windowEnd = Math.min(windowEnd, hole[1]);
+    }
+    const dataEnd = this.written + 1;
+    const unsent = dataEnd - this.sndNxt;
+    const length = Math.max(0, Math.min(this.mss, unsent, windowEnd - this.sndNxt));
+    // the FIN takes a place in the window, as its sequence number does at the receiver
+    const fin = this.finQueued && length === unsent && this.sndNxt + length < windowEnd;
+    if (length === 0 && !fin) return false;
+    if (length < this.mss && length < unsent && this.sndNxt > this.sndUna && this.sndNxt >= this.sndMax) return false;
+    const at = this.sndNxt;
+    const end = at + length + (fin ? 1 : 0);
+    this.emit(at, { ack: true, fin, psh: length > 0 && length === unsent }, this.sendData(at, length));
+    if (at < this.sndMax) this.counters.retransmits++;
+    else this.timed ??= { end, sentAt: now };
+    this.sndNxt = end;
+    this.sndMax = Math.max(this.sndMax, end);
+    this.retransmitAt ??= now + this.rto;
+    return true;
   }
 
   /** The persist timer runs while a zero window holds queued data back and nothing in flight will bring an ACK. */
@@ -1017,7 +1207,11 @@ export class TcpConnection {
     this.persistAt = now + this.probeInterval();
   }
 
-  /** RFC 6298 5.4–5.6, RFC 5681 (4) and go-back-N from the oldest unacknowledged segment. */
+  /**
+   * RFC 6298 5.4–5.6, RFC 5681 (4) and go-back-N from the oldest unacknowledged segment. The scoreboard
+   * stays (as Linux keeps it when the peer has not reneged; ours never discards out-of-order data), so
+   * going back skips what was SACKed.
+   */
   private retransmitTimeout(now: number): void {
     this.retransmitAt = undefined;
     const handshake = this.st === 'SYN_SENT' || this.st === 'SYN_RECEIVED';
@@ -1041,21 +1235,26 @@ export class TcpConnection {
     this.recovering = false;
     this.dupAcks = 0;
     this.recover = this.sndMax;
-    this.sndNxt = this.sndUna + this.sendSegmentAt(this.sndUna);
+    this.sndNxt = this.sndUna + this.sendSegmentAt(this.sndUna, this.scoreboard.holeAt(this.sndUna, this.sndMax)?.[1]);
     this.retransmitAt = now + this.rto;
   }
 
-  /** Fast retransmit, or a partial ACK's next hole: the segment at `at` again, whatever the windows. */
-  private retransmitFrom(at: number, fast: boolean): void {
-    if (this.sendSegmentAt(at) === 0) return;
+  /**
+   * Fast retransmit, a partial ACK's next hole or a SACK hole: the segment at `at` (not past `end`) again,
+   * whatever the windows; returns the offsets it covers.
+   */
+  private retransmitFrom(at: number, fast: boolean, end = Infinity): number {
+    const sent = this.sendSegmentAt(at, end);
+    if (sent === 0) return 0;
     this.counters.retransmits++;
     if (fast) this.counters.fastRetransmits++;
+    return sent;
   }
 
-  /** Sends one segment starting at `at` (a FIN with it if it was sent before); returns the offsets it covers. */
-  private sendSegmentAt(at: number): number {
+  /** Sends one segment starting at `at`, not past `end` (a FIN with it if it was sent before); returns the offsets it covers. */
+  private sendSegmentAt(at: number, end = Infinity): number {
     const dataEnd = this.written + 1;
-    const length = Math.min(this.mss, Math.max(dataEnd - at, 0));
+    const length = Math.min(this.mss, Math.max(dataEnd - at, 0), end - at);
     const fin = this.finQueued && at + length === dataEnd && this.sndMax > dataEnd;
     if (length === 0 && !fin) return 0;
     this.emit(at, { ack: true, fin, psh: length > 0 && at + length === dataEnd }, this.sendData(at, length));
@@ -1111,17 +1310,21 @@ export class TcpConnection {
   private emitSyn(): void {
     const synAck = this.st === 'SYN_RECEIVED';
     const windowScale = synAck ? this.windowShift?.receive : windowShiftFor(this.config.receiveBuffer);
-    this.emit(0, { syn: true, ack: synAck }, noPayload, { mss: this.config.mss, ...(windowScale === undefined ? {} : { windowScale }) });
+    const sackPermitted = synAck ? this.sack : this.config.sack;
+    this.emit(0, { syn: true, ack: synAck }, noPayload, {
+      mss: this.config.mss, ...(sackPermitted ? { sackPermitted } : {}), ...(windowScale === undefined ? {} : { windowScale }),
+    });
   }
 
-  private emit(at: number, flags: Partial<TcpFlags>, payload: Uint8Array = noPayload, synOptions: Pick<TcpSegment, 'mss' | 'windowScale'> = {}): void {
+  private emit(at: number, flags: Partial<TcpFlags>, payload: Uint8Array = noPayload, synOptions: Pick<TcpSegment, 'mss' | 'windowScale' | 'sackPermitted'> = {}): void {
     const ack = flags.ack ?? false;
     // a SYN's window is never scaled (RFC 7323 2.2)
     const shift = flags.syn ? 0 : (this.windowShift?.receive ?? 0);
     const window = this.receiveWindow(shift);
+    const sack = ack && this.sack ? this.sackOption(payload.length) : undefined;
     const segment: TcpSegment = {
       srcPort: this.localPort, dstPort: this.remotePort, seq: wire(this.iss + at), ack: ack ? wire(this.irs + this.rcvNxt) : 0,
-      flags: flagsOf(flags), window: window / 2 ** shift, ...synOptions, payload,
+      flags: flagsOf(flags), window: window / 2 ** shift, ...synOptions, ...(sack ? { sack } : {}), payload,
     };
     if (ack) {
       this.advertisedEdge = this.rcvNxt + window;

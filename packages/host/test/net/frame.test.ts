@@ -166,6 +166,25 @@ test('TCP: a SYN with MSS and Window Scale is the known bytes (MSS, NOP, WS) and
   t.is(describeFrame(frame), 'IP 10.0.0.1.40000 > 10.0.0.2.80: Flags [S], seq 1000, win 65535, options [mss 1460,nop,wscale 7], length 0');
 });
 
+test('TCP: SACK-Permitted on a SYN and SACK blocks on an ACK are the known bytes in Linux\'s layout; tcpdump\'s summary', (t) => {
+  const offered: TcpSegment = { ...syn, sackPermitted: true, windowScale: 7 };
+  const encoded = encodeTcp(offered, a.ip, b.ip);
+  // data offset 8 words: MSS, NOP NOP SACK-Permitted, NOP Window Scale
+  t.is(hex(encoded.subarray(12, 13)), '80');
+  t.is(hex(encoded.subarray(20)), '020405b4 01010402 01030307'.replaceAll(' ', ''));
+  t.deepEqual(decodeTcp(encoded, a.ip, b.ip), offered);
+  const { mss: _, ...noMss } = syn;
+  const ack: TcpSegment = { ...noMss, flags: { ...noFlags, ack: true }, ack: 5000, sack: [[6460, 7920], [0xfffffff0, 0x10]] };
+  const acked = encodeTcp(ack, a.ip, b.ip);
+  t.is(hex(acked.subarray(12, 13)), 'a0');
+  t.is(hex(acked.subarray(20)), '01010512 0000193c 00001ef0 fffffff0 00000010'.replaceAll(' ', ''));
+  t.deepEqual(decodeTcp(acked, a.ip, b.ip), ack);
+  const ip = (segment: Uint8Array) => encodeEthernet({ dst: b.mac, src: a.mac, type: etherTypes.ipv4, payload: encodeIpv4({ src: a.ip, dst: b.ip, protocol: ipProtocols.tcp, ttl: 64, id: 1, dontFragment: true, payload: segment }) });
+  t.is(describeFrame(ip(encoded)), 'IP 10.0.0.1.40000 > 10.0.0.2.80: Flags [S], seq 1000, win 65535, options [mss 1460,nop,nop,sackOK,nop,wscale 7], length 0');
+  t.is(describeFrame(ip(acked)), 'IP 10.0.0.1.40000 > 10.0.0.2.80: Flags [.], ack 5000, win 65535, options [nop,nop,sack 2 {6460:7920}{4294967280:16}], length 0');
+  refuses(t, () => encodeTcp({ ...ack, sack: Array.from({ length: 5 }, () => [1, 2] as [number, number]) }, a.ip, b.ip), /^5 TCP SACK blocks, at most 4 fit$/);
+});
+
 test('TCP options: NOP and unknown kinds skipped, EOL ends the list, malformed ones refused', (t) => {
   /** The SYN with these option bytes (a multiple of 4) and a correct checksum. */
   const withOptions = (options: string) => {
@@ -192,6 +211,10 @@ test('TCP options: NOP and unknown kinds skipped, EOL ends the list, malformed o
   refuses(t, () => decodeTcp(withOptions('0101 0801'), a.ip, b.ip), /^TCP option 8 of length 1 with 2 option bytes left$/);
   refuses(t, () => decodeTcp(withOptions('0101 0109'), a.ip, b.ip), /^TCP option 9 of length 0 with 1 option bytes left$/);
   refuses(t, () => decodeTcp(withOptions('0101 0805'), a.ip, b.ip), /^TCP option 8 of length 5 with 2 option bytes left$/);
+  t.true(decodeTcp(withOptions('0101 0402'), a.ip, b.ip).sackPermitted);
+  refuses(t, () => decodeTcp(withOptions('0403 0000'), a.ip, b.ip), /^TCP SACK-permitted option of length 3, not 2$/);
+  refuses(t, () => decodeTcp(withOptions('0101 0502'), a.ip, b.ip), /^TCP SACK option of length 2, not 2 \+ 8n$/);
+  refuses(t, () => decodeTcp(withOptions('0101 0506 00000001 0000'), a.ip, b.ip), /^TCP SACK option of length 6, not 2 \+ 8n$/);
 });
 
 test('decoders refuse truncated input, bad checksums, wrong versions and types, and fragments with FrameError', (t) => {

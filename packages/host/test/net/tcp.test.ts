@@ -573,19 +573,31 @@ test('three duplicate ACKs trigger a fast retransmit well before the RTO', (t) =
   t.true(delay < defaultTcpConfig.rtoMinMs, `retransmitted after ${delay} ms, before any RTO could fire`);
 });
 
-test('NewReno: three losses in one window are repaired in one recovery, by partial ACKs, without a timeout', (t) => {
+/** A pair over a 10 ms wire that loses the first sending of the given data segments of a → b (counted from 1). */
+function losing(dataSegmentsLost: number[], config?: PairOptions['config']) {
   const net = new Net({ delayMs: 10 });
   const data = randomBytes(MiB, 12);
-  let dataSegments = 0;
+  const seen = new Set<number>();
   const lost: TcpSegment[] = [];
-  // segments 60, 63 and 66: one window (slow start has opened it to about 40 segments by then)
   net.drop = (from, segment) => {
-    if (from !== 'a' || segment.payload.length === 0 || lost.length === 3) return false;
-    if (![60, 63, 66].includes(++dataSegments)) return false;
+    if (from !== 'a' || segment.payload.length === 0 || seen.has(segment.seq)) return false;
+    seen.add(segment.seq);
+    if (!dataSegmentsLost.includes(seen.size)) return false;
     lost.push(segment);
     return true;
   };
-  const { a, b } = pair(net, { aToB: data });
+  return { net, data, lost, ...pair(net, { aToB: data, config }) };
+}
+
+/** when each lost segment was sent again, ms after its first send */
+const resentAfter = (net: Net, lost: TcpSegment[]) => lost.map((segment) => {
+  const sends = net.sent.a.filter((sent) => sent.segment.seq === segment.seq && sent.segment.payload.length > 0);
+  return sends.length < 2 ? Infinity : sends[1]!.at - sends[0]!.at;
+});
+
+test('NewReno (SACK off): three losses in one window are repaired in one recovery, by partial ACKs, without a timeout', (t) => {
+  // segments 60, 63 and 66: one window (slow start has opened it to about 40 segments by then)
+  const { net, data, lost, a, b } = losing([60, 63, 66], { a: { sack: false } });
   const windows: { cwnd: number; ssthresh: number }[] = [];
   net.watch = () => {
     const { cwnd, ssthresh } = a.conn.info();
@@ -601,6 +613,55 @@ test('NewReno: three losses in one window are repaired in one recovery, by parti
   // one loss event: ssthresh set once, to half the flight
   t.is(windows.length, 2);
   t.true(windows[1]!.ssthresh >= 2 * info.mss && windows[1]!.ssthresh < 40 * info.mss, JSON.stringify(windows));
+});
+
+test('SACK: both SYNs offer it (nop,nop,sackOK); one end without it turns it off for both', (t) => {
+  const net = new Net({ delayMs: 1 });
+  pair(net, { aToB: randomBytes(64 * KiB, 3) });
+  t.true(net.run(bothClosed(net), 60_000));
+  t.true(net.sent.a[0]!.segment.sackPermitted, 'SYN');
+  t.true(net.sent.b[0]!.segment.sackPermitted, 'SYN-ACK');
+  const off = new Net({ delayMs: 1 });
+  pair(off, { aToB: randomBytes(64 * KiB, 3), config: { b: { sack: false } } });
+  t.true(off.run(bothClosed(off), 60_000));
+  t.true(off.sent.a[0]!.segment.sackPermitted, 'SYN offers it');
+  t.falsy(off.sent.b[0]!.segment.sackPermitted, 'SYN-ACK declines');
+  t.false([...off.sent.a, ...off.sent.b].some(({ segment }) => segment.sack), 'no SACK blocks on a connection without SACK');
+});
+
+test('SACK: three losses in one window are all resent within a round trip of the first (NewReno needs a round trip for each)', (t) => {
+  const { net, data, lost, a, b } = losing([60, 63, 66]);
+  t.true(net.run(bothClosed(net), 60_000));
+  sameBytes(t, b.bytes(), data, 'a → b');
+  const info = a.conn.info();
+  t.is(info.retransmits, 3);
+  t.is(info.fastRetransmits, 1);
+  t.is(info.timeouts, 0);
+  // the receiver told of every hole: its ACKs carried the blocks above them
+  t.true(net.sent.b.some(({ segment }) => (segment.sack?.length ?? 0) >= 3), 'an ACK with three SACK blocks');
+  // the first hole goes at the third duplicate ACK; the others as soon as the pipe has room, within the next round trip
+  const resends = lost.map((segment) => net.sent.a.filter((sent) => sent.segment.seq === segment.seq && sent.segment.payload.length > 0)[1]!.at);
+  t.true(Math.max(...resends) - Math.min(...resends) <= 20, `resent at ${resends.join(', ')} ms; the round trip is 20 ms`);
+  const newReno = losing([60, 63, 66], { a: { sack: false } });
+  t.true(newReno.net.run(bothClosed(newReno.net), 60_000));
+  const renoResends = resentAfter(newReno.net, newReno.lost);
+  t.true(renoResends[2]! - renoResends[0]! >= 2 * 20 - 1, `NewReno resent at +${renoResends.join(', +')} ms`);
+});
+
+test('SACK: 50 losses in one window are repaired without a timeout, each segment sent again once; NewReno takes far longer', (t) => {
+  // every other segment from 152 to 250: slow start's fifth round, segments 151 to 310
+  const burst = Array.from({ length: 50 }, (_, i) => 152 + 2 * i);
+  const delivered = (run: ReturnType<typeof losing>, limitMs: number) => {
+    t.true(run.net.run(() => run.b.received === run.data.length, limitMs), 'every byte arrived');
+    sameBytes(t, run.b.bytes(), run.data, 'a → b');
+    return { ms: run.net.now, ...run.a.conn.info() };
+  };
+  const sack = delivered(losing(burst), 60_000);
+  t.is(sack.timeouts, 0);
+  t.is(sack.retransmits, 50);
+  const reno = delivered(losing(burst, { a: { sack: false } }), 600_000);
+  t.log(`SACK: all delivered at ${sack.ms} ms, ${sack.retransmits} retransmits; NewReno: ${reno.ms} ms, ${reno.retransmits} retransmits, ${reno.timeouts} timeouts`);
+  t.true(2 * sack.ms < reno.ms, 'SACK delivers in less than half the time');
 });
 
 test('retransmission timeouts back off ×2 up to 120 s, then the connection fails with ETIMEDOUT', (t) => {
