@@ -230,7 +230,11 @@ export class Host {
         this.info.scheduler = { ...this.info.scheduler, policy: this.machine.policy, seed: r.seed ?? this.options.spec.scheduler.seed };
         return this.status();
       }),
-      answer(subjects.net(name, 'links'), validate.noBody, () => this.machine.network.links(name)),
+      answer(subjects.net(name, 'links'), validate.noBody, () => {
+        const links = this.machine.network.links(name);
+        const { framesLost, lastError } = this.fabric.stats;
+        return framesLost === 0 ? links : { ...links, warnings: [...links.warnings, `${name}: the bus lost ${framesLost} frames handed to it (last: ${lastError})`] };
+      }),
       answer(subjects.net(name, 'set-link'), validate.linkSet, (r) => {
         const uplink = this.machine.network.setLink(r);
         // what status says from now on

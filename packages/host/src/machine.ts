@@ -409,7 +409,7 @@ export class Machine {
       else if (wait?.kind === 'net') {
         this.processes.wait(process, { kind: 'net', fd: wait.fd, call: wait.call, until: wait.remainingMs === null ? undefined : now + wait.remainingMs });
         // what its socket held at the checkpoint is there to take at once
-        this.processes.netReadable(container, wait.fd, (call) => attempt(container.net, call));
+        this.processes.netReadable(container, wait.fd, (call) => attempt(container, call));
       }
       else this.processes.ready(process, ret);
     }
@@ -419,7 +419,7 @@ export class Machine {
   private netns(name: string, container: () => Container) {
     return this.network.stack(name, (fd) => {
       const owner = container();
-      this.processes.netReadable(owner, fd, (call) => attempt(owner.net, call));
+      this.processes.netReadable(owner, fd, (call) => attempt(owner, call));
     });
   }
 

@@ -15,7 +15,6 @@ import { exitCodes, type Container, type NetCall, type Process } from './contain
 import type { Outcome } from './core-protocol.js';
 import type { HostMemory } from './memory.js';
 import type { OomKiller } from './oom.js';
-import type { NetStack } from './net/stack.js';
 import type { Processes } from './processes.js';
 
 export interface SyscallContext {
@@ -193,7 +192,7 @@ function netCall(ctx: SyscallContext, process: Process, call: SocketCall): void 
         stack.close(call.fd);
         return done({ ok: true });
       default: {
-        const result = attempt(stack, call);
+        const result = attempt(process.container, call);
         if (result) return done(result);
         const timeoutMs = 'timeoutMs' in call ? call.timeoutMs : undefined;
         return ctx.processes.wait(process, { kind: 'net', fd: call.fd, call, until: timeoutMs === undefined ? undefined : clock() + Math.max(0, timeoutMs) });
@@ -205,13 +204,19 @@ function netCall(ctx: SyscallContext, process: Process, call: SocketCall): void 
   }
 }
 
-/** A call that may block, tried once: its result, or undefined when it would block. */
-export function attempt(stack: NetStack, call: NetCall): SyscallResult | undefined {
+/**
+ * A call of `container`'s that may block, tried once: its result, or undefined when it would block. A
+ * datagram comes with the time it reached the socket on the container's clock, as SO_TIMESTAMP gives
+ * it: what ping times its replies by, so the wake-up of the process is not counted as the network's.
+ */
+export function attempt(container: Container, call: NetCall): SyscallResult | undefined {
+  const stack = container.net;
   try {
     switch (call.sys) {
       case 'recvfrom': {
         const datagram = stack.recv(call.fd);
-        return datagram && { ok: true, value: datagram.bytes.length, bytes: datagram.bytes, from: datagram.from, seq: datagram.seq, ttl: datagram.ttl };
+        const at = datagram?.at === undefined ? undefined : datagram.at + container.clockOffset;
+        return datagram && { ok: true, value: datagram.bytes.length, bytes: datagram.bytes, from: datagram.from, seq: datagram.seq, ttl: datagram.ttl, at };
       }
       case 'accept': {
         const accepted = stack.accept(call.fd);

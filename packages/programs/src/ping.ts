@@ -75,7 +75,8 @@ export const ping = defineProgram<PingRegs>({
       case 'receive': {
         const now = ctx.now();
         if (ret?.ok && ret.seq !== undefined && regs.sentAt[ret.seq] !== undefined) {
-          const rtt = now - regs.sentAt[ret.seq]!;
+          // the reply's arrival at the socket, as ping reads SO_TIMESTAMP, not this step's wake-up
+          const rtt = (ret.at ?? now) - regs.sentAt[ret.seq]!;
           delete regs.sentAt[ret.seq];
           m.received += 1;
           m.minMs = m.received === 1 ? rtt : Math.min(m.minMs, rtt);

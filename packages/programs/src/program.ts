@@ -112,6 +112,8 @@ export type FsOp = (typeof fsOps)[number];
 export type SyscallResult =
   | {
     ok: true; value?: number; data?: string; bytes?: Uint8Array; from?: { ip: string; port: number }; seq?: number; ttl?: number;
+    /** recvfrom: when the datagram reached the socket, on ctx.now()'s clock (SO_TIMESTAMP) */
+    at?: number;
     info?: Record<string, number>;
   }
   | { ok: false; errno: string };

@@ -2,9 +2,11 @@
  * The fabric: Ethernet frames between hosts' uplinks, as NATS messages on `frames.<from>.<to>` (to a
  * host) and `frames.<from>._all` (broadcast). Only host <from>'s credential may publish under its name,
  * so the sender of a frame is the subject's, not what the frame claims. Frames an uplink hands over
- * within one turn of the event loop for the same destination travel in one message (as GSO batches
- * segments); the link model has counted each frame already. A message that is not a list of frames of
- * Ethernet size is dropped and counted, never a crash.
+ * within one task (a message off the bus, a system call) for the same destination travel together (as GSO batches segments),
+ * in messages of at most `maxMessageBytes`: the server refuses one above its max_payload (1 MiB by
+ * default), and a TCP window in flight is larger. The link model has counted each frame already. A
+ * message that is not a list of frames of Ethernet size is dropped and counted, never a crash; a publish
+ * that fails loses its frames, as a link that went down would, and is counted too.
  */
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { clusterSubjects, decode, encode, type BusCounters } from '@slicelab/protocol';
@@ -18,12 +20,36 @@ export interface FabricStats {
   messagesSent: number;
   framesSent: number;
   framesReceived: number;
+  /** frames of publishes that failed (the bus reconnecting, a message the server refused) */
+  framesLost: number;
+  lastError: string | null;
 }
+
+/** a quarter of NATS's default max_payload: a message of frames never nears the server's limit */
+export const maxMessageBytes = 256 * 1024;
 
 export const broadcastHost = '_all';
 
+/** Frames in order, in runs of at most `maxBytes` (a frame larger than that alone). */
+export function batches(frames: Uint8Array[], maxBytes: number): Uint8Array[][] {
+  const runs: Uint8Array[][] = [];
+  let run: Uint8Array[] = [];
+  let bytes = 0;
+  for (const frame of frames) {
+    if (run.length > 0 && bytes + frame.length > maxBytes) {
+      runs.push(run);
+      run = [];
+      bytes = 0;
+    }
+    run.push(frame);
+    bytes += frame.length;
+  }
+  if (run.length > 0) runs.push(run);
+  return runs;
+}
+
 export class Fabric {
-  readonly stats: FabricStats = { messagesSent: 0, framesSent: 0, framesReceived: 0 };
+  readonly stats: FabricStats = { messagesSent: 0, framesSent: 0, framesReceived: 0, framesLost: 0, lastError: null };
   private readonly subjects;
   private readonly outbox = new Map<string, Uint8Array[]>();
   private flushing = false;
@@ -52,14 +78,14 @@ export class Fabric {
     );
   }
 
-  /** Queues a frame for host `to` (or every host: `broadcastHost`); sent at the end of this turn. */
+  /** Queues a frame for host `to` (or every host: `broadcastHost`); sent when the task that made it ends (a microtask). */
   send(to: string, frame: Uint8Array): void {
     const queue = this.outbox.get(to);
     if (queue) queue.push(frame);
     else this.outbox.set(to, [frame]);
     if (this.flushing) return;
     this.flushing = true;
-    setImmediate(() => this.flush());
+    queueMicrotask(() => this.flush());
   }
 
   close(): void {
@@ -72,15 +98,21 @@ export class Fabric {
     if (this.nc.isClosed()) return this.outbox.clear();
     for (const [to, frames] of this.outbox) {
       const subject = to === broadcastHost ? this.subjects.broadcast(this.host) : this.subjects.frames(this.host, to);
-      try {
-        this.nc.publish(subject, encode(frames));
-        this.stats.messagesSent += 1;
-        this.stats.framesSent += frames.length;
-      } catch {
-        // the bus is reconnecting: frames are lost, as on a link that went down; the streams above retransmit
-      }
+      for (const batch of batches(frames, maxMessageBytes)) this.publish(subject, batch);
     }
     this.outbox.clear();
+  }
+
+  private publish(subject: string, frames: Uint8Array[]): void {
+    try {
+      this.nc.publish(subject, encode(frames));
+      this.stats.messagesSent += 1;
+      this.stats.framesSent += frames.length;
+    } catch (error) {
+      // lost, as on a link that went down; the streams above retransmit
+      this.stats.framesLost += frames.length;
+      this.stats.lastError = (error as Error).message;
+    }
   }
 
   private frames(subject: string, data: Uint8Array): Uint8Array[] | undefined {

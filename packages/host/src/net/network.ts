@@ -49,6 +49,9 @@ export class FrameCapture {
   }
 }
 
+/** how far ahead of the time asked for the timer is armed (see `reschedule`) */
+const earlyMs = 1;
+
 export class HostNetwork {
   readonly bridge: Bridge;
   readonly uplink: UplinkPort;
@@ -58,7 +61,8 @@ export class HostNetwork {
   /** frames on their way to local nics, delivered next turn */
   private readonly local: Array<{ stack: NetStack; nic: Nic; frame: Uint8Array }> = [];
   private readonly captures = new Set<FrameCapture>();
-  private timer?: NodeJS.Timeout;
+  /** the pending wake-up: a timer, or the turn-by-turn wait for the last of the time (`fire`) */
+  private wake?: { cancel: () => void };
   private timerAt = Infinity;
   private closed = false;
 
@@ -113,7 +117,9 @@ export class HostNetwork {
       if (this.captures.size > 0) this.tap(this.uplink.id, frame, true);
       this.uplink.receive(host, frame);
     }
-    this.reschedule();
+    // what arrived goes to its nics now, not a turn later: what they answer leaves through the fabric,
+    // so no chain of calls can grow (frames they send to each other still wait a turn)
+    this.deliverLocal();
   }
 
   /** Every nic of every namespace on this host, with its counters and its class in the uplink's shaper (bits/s). */
@@ -203,7 +209,7 @@ export class HostNetwork {
 
   close(): void {
     this.closed = true;
-    clearTimeout(this.timer);
+    this.wake?.cancel();
   }
 
   private fromNic(nic: Nic, frame: Uint8Array): void {
@@ -264,23 +270,35 @@ export class HostNetwork {
     return nic;
   }
 
-  /** One timer for every part that waits for a time: the uplink's queue and link, the stacks' ARP retries. */
+  /**
+   * One timer for every part that waits for a time: the uplink's queue and link (delay), the stacks' TCP
+   * and ARP timers. Node's timers count whole milliseconds and wake up to one late, which a 5 ms delay
+   * each way would turn into 11–12 ms of RTT: the timer is armed `earlyMs` ahead, and `fire` waits out
+   * the rest of the time turn by turn of the event loop, which goes on serving the bus meanwhile.
+   */
   private reschedule(): void {
     if (this.closed) return;
     let next = this.uplink.nextTimerAt() ?? Infinity;
     for (const stack of this.stacks.keys()) next = Math.min(next, stack.nextTimerAt() ?? Infinity);
-    if (next >= this.timerAt && this.timer) return;
-    clearTimeout(this.timer);
+    if (next >= this.timerAt && this.wake) return;
+    this.wake?.cancel();
+    this.wake = undefined;
     this.timerAt = next;
-    if (next === Infinity) {
-      this.timer = undefined;
-      return;
-    }
-    this.timer = setTimeout(() => this.fire(), Math.max(0, next - this.clock()));
+    if (next === Infinity) return;
+    const wait = next - this.clock();
+    if (wait <= earlyMs) return this.nextTurn();
+    const timer = setTimeout(() => this.fire(), wait - earlyMs);
+    this.wake = { cancel: () => clearTimeout(timer) };
+  }
+
+  private nextTurn(): void {
+    const turn = setImmediate(() => this.fire());
+    this.wake = { cancel: () => clearImmediate(turn) };
   }
 
   private fire(): void {
-    this.timer = undefined;
+    if (this.clock() < this.timerAt) return this.nextTurn();
+    this.wake = undefined;
     this.timerAt = Infinity;
     const now = this.clock();
     this.uplink.tick(now);

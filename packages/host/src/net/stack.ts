@@ -64,6 +64,8 @@ export interface Datagram {
   bytes: Uint8Array;
   seq?: number;
   ttl?: number;
+  /** when it reached the socket, on the host's clock (SO_TIMESTAMP); not saved: it means nothing on another host */
+  at?: number;
 }
 
 /** A stream socket's connection as data: the peer and the protocol's own state (tcp.ts). */
@@ -322,7 +324,7 @@ export class NetStack {
     return {
       nics: this.nics.map((nic) => ({ name: nic.name, ip: nic.ip, mac: nic.mac, counters: { ...nic.counters }, shaping: nic.shaping ? { ...nic.shaping } : null })),
       sockets: [...this.sockets.values()].map((socket) => ({
-        fd: socket.fd, kind: socket.kind, port: socket.port, queue: socket.queue, error: socket.error ?? null,
+        fd: socket.fd, kind: socket.kind, port: socket.port, queue: socket.queue.map(({ at: _at, ...datagram }) => datagram), error: socket.error ?? null,
         backlog: socket.backlog ?? null, pending: socket.pending.map(saveStream), stream: socket.stream ? saveStream(socket.stream) : null,
       })),
       closing: [...this.streams.values()].filter((stream) => !stream.socket && !stream.listener).map(saveStream),
@@ -447,7 +449,7 @@ export class NetStack {
 
   private enqueue(nic: Nic, socket: Socket, datagram: Datagram): void {
     if (socket.queuedBytes + datagram.bytes.length > receiveBufferBytes) return this.dropRx(nic);
-    socket.queue.push(datagram);
+    socket.queue.push({ ...datagram, at: this.clock() });
     socket.queuedBytes += datagram.bytes.length;
     this.readable(socket.fd);
   }
