@@ -79,7 +79,7 @@ export interface IperfResult {
 interface IperfSum { start: number; end: number; seconds: number; bytes: number; bits_per_second: number; retransmits?: number }
 export interface Iperf3Json {
   start: { connecting_to: { host: string; port: number }; connected: Array<{ socket: number; remote_host: string; remote_port: number }> };
-  intervals: Array<{ streams: Array<IperfSum & { socket: number; snd_cwnd: number }>; sum: IperfSum }>;
+  intervals: Array<{ streams: Array<IperfSum & { socket: number; snd_cwnd: number; omitted: boolean }>; sum: IperfSum & { omitted: boolean } }>;
   end: {
     streams: Array<{ sender: IperfSum & { socket: number }; receiver: IperfSum & { socket: number } }>;
     sum_sent: IperfSum & { retransmits: number };
@@ -97,10 +97,10 @@ export function iperf3Json(lines: string[], host: string, port: number): Iperf3J
     return { start, end, seconds, bytes, bits_per_second: seconds > 0 ? (bytes * 8) / seconds : 0, ...(retransmits === undefined ? {} : { retransmits }) };
   };
   const intervals = figures.filter((f) => f['interval']).map((f) => {
-    const { start, end, streams } = f['interval'] as { start: number; end: number; streams: Array<{ socket: number; bytes: number; retransmits: number; snd_cwnd: number }> };
+    const { start, end, omitted = false, streams } = f['interval'] as { start: number; end: number; omitted?: boolean; streams: Array<{ socket: number; bytes: number; retransmits: number; snd_cwnd: number }> };
     return {
-      streams: streams.map((s) => ({ socket: s.socket, ...sum(start, end, s.bytes, s.retransmits), snd_cwnd: s.snd_cwnd })),
-      sum: sum(start, end, streams.reduce((n, s) => n + s.bytes, 0), streams.reduce((n, s) => n + s.retransmits, 0)),
+      streams: streams.map((s) => ({ socket: s.socket, ...sum(start, end, s.bytes, s.retransmits), snd_cwnd: s.snd_cwnd, omitted })),
+      sum: { ...sum(start, end, streams.reduce((n, s) => n + s.bytes, 0), streams.reduce((n, s) => n + s.retransmits, 0)), omitted },
     };
   });
   const end = figures.find((f) => f['end'])?.['end'] as { seconds: number; streams: Array<{ socket: number; sent: number; received: number; retransmits: number }> } | undefined;
@@ -400,7 +400,7 @@ export class ClusterClient {
    * `client` for `durationMs`; the client's lines as iperf3 prints them, or with `json` its figures
    * under iperf3 -J's field names (`end.sum_sent.bits_per_second`, `end.sum_received`, retransmits).
    */
-  async netIperf(client: string, server: string, options: { durationMs?: number; parallel?: number; port?: number; json?: boolean; udpBitrate?: number; onLine?: (line: string) => void } = {}): Promise<IperfResult> {
+  async netIperf(client: string, server: string, options: { durationMs?: number; omitMs?: number; parallel?: number; port?: number; json?: boolean; udpBitrate?: number; onLine?: (line: string) => void } = {}): Promise<IperfResult> {
     if (options.udpBitrate !== undefined) return this.netIperfUdp(client, server, { ...options, udpBitrate: options.udpBitrate });
     const target = await this.address(server);
     const parallel = options.parallel ?? 1;
@@ -410,9 +410,10 @@ export class ClusterClient {
     const serverLines = await this.follow(server, listening.pid, (line) => /^Server listening|^iperf3: error/.test(line), 10_000);
     const refused = serverLines.find((line) => line.startsWith('iperf3: error'));
     if (refused) throw new SlicelabError('EADDRINUSE', `iperf server in "${server}": ${refused.replace(/^iperf3: error - /, '')}`);
-    const { pid } = await this.exec(client, 'iperf', { mode: 'client', target, port, time: `${durationMs}ms`, parallel, json: options.json ? 1 : 0 });
+    const omitMs = options.omitMs ?? 0;
+    const { pid } = await this.exec(client, 'iperf', { mode: 'client', target, port, time: `${durationMs}ms`, omit: `${omitMs}ms`, parallel, json: options.json ? 1 : 0 });
     const done = (line: string) => /^iperf Done\.|^json \{"done"|^iperf3: error/.test(line);
-    const lines = await this.follow(client, pid, done, durationMs + 30_000, options.json ? undefined : options.onLine);
+    const lines = await this.follow(client, pid, done, omitMs + durationMs + 30_000, options.json ? undefined : options.onLine);
     const failed = lines.find((line) => line.startsWith('iperf3: error'));
     if (failed) throw new SlicelabError('EIO', `iperf in "${client}": ${failed.replace(/^iperf3: error - /, '')}`);
     // the server has read every stream to its end and given its port back: the next run may take it

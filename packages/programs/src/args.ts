@@ -23,10 +23,10 @@ export class ArgReader {
     return bytes;
   }
 
-  /** Milliseconds, more than zero. */
-  duration(name: string, fallback: string): number {
+  /** Milliseconds, more than zero (or zero, when `zero` allows it). */
+  duration(name: string, fallback: string, zero = false): number {
     const ms = this.parse(name, fallback, parseDuration);
-    if (!(ms > 0)) throw this.error(`${name}: must be more than zero, got ${quote(this.args[name] ?? fallback)}`);
+    if (!(ms > 0 || (zero && ms === 0))) throw this.error(`${name}: must be more than zero, got ${quote(this.args[name] ?? fallback)}`);
     return ms;
   }
 

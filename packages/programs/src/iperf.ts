@@ -4,9 +4,11 @@
  *   mode=server port=5201 [streams=1]   accepts `streams` connections and reads them in turn to their
  *                                       ends, then closes its port and exits (iperf3 -s -1); it reads
  *                                       them itself, for as pid 1 its exit would end the container
- *   mode=client target=IP [port=5201] [time=10s] [interval=1s] [parallel=1] [len=128K] [json=0]
+ *   mode=client target=IP [port=5201] [time=10s] [omit=0s] [interval=1s] [parallel=1] [len=128K] [json=0]
  *                                       connects `parallel` streams and writes to them in turn for
- *                                       `time`, one line per stream and a SUM per interval (bytes
+ *                                       `omit` then `time`: as iperf3 -O, the first `omit` (slow start,
+ *                                       a filling queue) has its interval lines marked "(omitted)" and
+ *                                       counts in no total. One line per stream and a SUM per interval (bytes
  *                                       written, retransmits and cwnd from tcp_info), then the totals:
  *                                       `sender` (bytes written) and `receiver` (bytes the peer's stack
  *                                       acknowledged, which it received in order). With json=1, as
@@ -17,13 +19,20 @@
 import { ArgReader } from './args.js';
 import { defineProgram } from './define.js';
 
-type Stream = { fd: number; written: number; intervalWritten: number; retransmits: number; intervalRetransmits: number; acked: number; cwnd: number };
+/** `base`: the stack's counters when the omitted seconds ended, which the figures are taken from */
+type Stream = {
+  fd: number; written: number; intervalWritten: number; retransmits: number; intervalRetransmits: number; acked: number; cwnd: number;
+  base: { acked: number; retransmits: number };
+};
 
 type IperfRegs = {
   mode: 'server' | 'client';
   target: string;
   port: number;
   timeMs: number;
+  omitMs: number;
+  /** still in the omitted seconds */
+  omitting: boolean;
   intervalMs: number;
   parallel: number;
   len: number;
@@ -61,9 +70,9 @@ const id = (fd: number | 'SUM') => (fd === 'SUM' ? '[SUM]' : `[${String(fd).padS
 
 export const iperf = defineProgram<IperfRegs>({
   name: 'iperf',
-  description: 'TCP throughput, printed as iperf3 prints it (args: mode=server|client, target=IP, port=5201, time=10s, interval=1s, parallel=1, len=128K, streams=1)',
+  description: 'TCP throughput, printed as iperf3 prints it (args: mode=server|client, target=IP, port=5201, time=10s, omit=0s, interval=1s, parallel=1, len=128K, streams=1)',
   init(args) {
-    const reader = new ArgReader('iperf', args, ['mode', 'target', 'port', 'time', 'interval', 'parallel', 'len', 'streams', 'json']);
+    const reader = new ArgReader('iperf', args, ['mode', 'target', 'port', 'time', 'omit', 'interval', 'parallel', 'len', 'streams', 'json']);
     const mode = reader.choice('mode', 'server', ['server', 'client'] as const);
     const target = String(args['target'] ?? '');
     if (mode === 'client') {
@@ -72,7 +81,7 @@ export const iperf = defineProgram<IperfRegs>({
     }
     const parallel = mode === 'server' ? reader.integer('streams', 1, 1, 128) : reader.integer('parallel', 1, 1, 128);
     return {
-      mode, target, port: reader.integer('port', 5201, 1, 65535), timeMs: reader.duration('time', '10s'), intervalMs: reader.duration('interval', '1s'),
+      mode, target, port: reader.integer('port', 5201, 1, 65535), timeMs: reader.duration('time', '10s'), omitMs: reader.duration('omit', '0s', true), omitting: false, intervalMs: reader.duration('interval', '1s'),
       parallel, len: reader.size('len', '128K', 1), json: reader.integer('json', 0, 0, 1) === 1, phase: 'socket', fd: -1, streams: [], reading: [], turn: 0, startedAt: 0, intervalAt: 0, accepted: 0, metrics: { bytes: 0, retransmits: 0 },
     };
   },
@@ -118,7 +127,7 @@ export const iperf = defineProgram<IperfRegs>({
         regs.phase = 'connected';
         return { sys: 'connect', fd: regs.fd, ip: regs.target, port: regs.port };
       case 'connected':
-        regs.streams.push({ fd: regs.fd, written: 0, intervalWritten: 0, retransmits: 0, intervalRetransmits: 0, acked: 0, cwnd: 0 });
+        regs.streams.push({ fd: regs.fd, written: 0, intervalWritten: 0, retransmits: 0, intervalRetransmits: 0, acked: 0, cwnd: 0, base: { acked: 0, retransmits: 0 } });
         say(`${id(regs.fd)} connected to ${regs.target} port ${regs.port}`);
         figures({ connected: { socket: regs.fd, host: regs.target, port: regs.port } });
         if (regs.streams.length < regs.parallel) {
@@ -128,6 +137,7 @@ export const iperf = defineProgram<IperfRegs>({
         say('[ ID] Interval           Transfer     Bitrate         Retr  Cwnd');
         regs.startedAt = ctx.now();
         regs.intervalAt = regs.startedAt;
+        regs.omitting = regs.omitMs > 0;
         regs.turn = 0;
         regs.phase = 'send';
         return undefined;
@@ -141,7 +151,7 @@ export const iperf = defineProgram<IperfRegs>({
           regs.turn = (regs.turn + 1) % regs.streams.length;
         }
         const now = ctx.now();
-        if (now - regs.intervalAt >= regs.intervalMs || now - regs.startedAt >= regs.timeMs) {
+        if (now - regs.intervalAt >= regs.intervalMs || now - regs.startedAt >= (regs.omitting ? regs.omitMs : regs.timeMs)) {
           regs.phase = 'info';
           regs.turn = 0;
           return { sys: 'tcpinfo', fd: regs.streams[0]!.fd };
@@ -151,9 +161,9 @@ export const iperf = defineProgram<IperfRegs>({
       case 'info': {
         const stream = regs.streams[regs.turn]!;
         const info = ret?.ok ? ret.info ?? {} : {};
-        stream.intervalRetransmits = (info['retransmits'] ?? 0) - stream.retransmits;
-        stream.retransmits = info['retransmits'] ?? 0;
-        stream.acked = info['bytesAcked'] ?? 0;
+        stream.intervalRetransmits = (info['retransmits'] ?? 0) - stream.base.retransmits - stream.retransmits;
+        stream.retransmits = (info['retransmits'] ?? 0) - stream.base.retransmits;
+        stream.acked = (info['bytesAcked'] ?? 0) - stream.base.acked;
         stream.cwnd = info['cwnd'] ?? 0;
         regs.turn += 1;
         if (regs.turn < regs.streams.length) return { sys: 'tcpinfo', fd: regs.streams[regs.turn]!.fd };
@@ -163,18 +173,30 @@ export const iperf = defineProgram<IperfRegs>({
         const seconds = Math.max(1e-9, (now - regs.intervalAt) / 1000);
         let bytes = 0;
         let retransmits = 0;
-        figures({ interval: { start: from, end: to, streams: regs.streams.map((s) => ({ socket: s.fd, bytes: s.intervalWritten, retransmits: s.intervalRetransmits, snd_cwnd: s.cwnd })) } });
+        const omitted = regs.omitting ? '  (omitted)' : '';
+        figures({ interval: { start: from, end: to, omitted: regs.omitting, streams: regs.streams.map((s) => ({ socket: s.fd, bytes: s.intervalWritten, retransmits: s.intervalRetransmits, snd_cwnd: s.cwnd })) } });
         for (const s of regs.streams) {
-          say(`${id(s.fd)} ${interval(from, to)}  ${transfer(s.intervalWritten).padStart(12)}  ${bitrate((s.intervalWritten * 8) / seconds).padStart(15)}  ${String(s.intervalRetransmits).padStart(3)}   ${transfer(s.cwnd)}`);
+          say(`${id(s.fd)} ${interval(from, to)}  ${transfer(s.intervalWritten).padStart(12)}  ${bitrate((s.intervalWritten * 8) / seconds).padStart(15)}  ${String(s.intervalRetransmits).padStart(3)}   ${transfer(s.cwnd)}${omitted}`);
           bytes += s.intervalWritten;
           retransmits += s.intervalRetransmits;
           s.intervalWritten = 0;
         }
-        if (regs.streams.length > 1) say(`${id('SUM')} ${interval(from, to)}  ${transfer(bytes).padStart(12)}  ${bitrate((bytes * 8) / seconds).padStart(15)}  ${String(retransmits).padStart(3)}`);
-        regs.metrics.retransmits = regs.streams.reduce((sum, s) => sum + s.retransmits, 0);
+        if (regs.streams.length > 1) say(`${id('SUM')} ${interval(from, to)}  ${transfer(bytes).padStart(12)}  ${bitrate((bytes * 8) / seconds).padStart(15)}  ${String(retransmits).padStart(3)}${omitted}`);
         regs.intervalAt = now;
         regs.turn = 0;
-        if (now - regs.startedAt < regs.timeMs) {
+        if (regs.omitting && now - regs.startedAt >= regs.omitMs) {
+          // the omitted seconds are over: figures count from here, and time starts again at 0
+          for (const s of regs.streams) {
+            s.base = { acked: s.base.acked + s.acked, retransmits: s.base.retransmits + s.retransmits };
+            s.written = 0;
+            s.acked = 0;
+            s.retransmits = 0;
+          }
+          regs.omitting = false;
+          regs.startedAt = now;
+        }
+        regs.metrics.retransmits = regs.streams.reduce((sum, s) => sum + s.retransmits, 0);
+        if (regs.omitting || now - regs.startedAt < regs.timeMs) {
           regs.phase = 'send';
           return undefined;
         }
