@@ -16,8 +16,9 @@
  *                 fell behind: slicelab, not the link). It replaces ping's loss over at most 150 requests,
  *                 too few to tell 1 point. Then stream throughput at 0.1 %, 1 % and 5 % loss (falling, as
  *                 NewReno's)
- *   unshaped      iperf and ping RTT with 1 gbit links and no delay, beside a plain NATS publisher
- *                 between two connections of this process with messages of the size the fabric carried
+ *   unshaped      iperf and ping RTT with 100 gbit links (never the limit) and no delay, beside a plain NATS
+ *                 publisher between two connections of this process with messages of the size the fabric
+ *                 published (its batches of frames)
  * Every setting is changed on the running hosts (`net set-link`, `net set-nic`), as a user would, and put
  * back before the next measurement: the nics of the shares and rate/ceil rows are reset and their
  * containers removed (a ceil cannot be given back to "the link's" over the bus, only set to a number).
@@ -116,7 +117,7 @@ export interface NetworkBenchResult {
     rate: FlowFigures & { rateBps: number; weight: number; idealBps: number; competitor: FlowFigures & { weight: number }; windowMs: number };
     warnings: string[];
   };
-  delay: { configuredMs: number; rttMs: { min: number; avg: number; max: number; mdev: number } | null; replies: number; sent: number };
+  delay: { configuredMs: number; rttMs: { min: number; avg: number; max: number; mdev: number } | null; rttP50Ms: number; replies: number; sent: number };
   loss: {
     configuredPercent: number; expectedPercent: number; measuredPercent: number; lost: number; datagrams: number; bitrateBps: number; durationMs: number; datagramBytes: number;
     /** datagrams the sender sent (it falls behind the bitrate when its host's CPU does), and the receiver's rate */
@@ -132,6 +133,9 @@ export interface NetworkBenchResult {
 }
 
 const linkAt = (bandwidth: number, delay = 0, loss = 0): Partial<Uplink> => ({ bandwidth, delay, jitter: 0, loss });
+const median = (values: number[]) => [...values].sort((x, y) => x - y)[Math.floor(values.length / 2)] ?? NaN;
+/** a link that is never the limit: the unshaped rows measure slicelab and the bus alone */
+const unshapedBps = 100e9;
 const idle = { program: 'sleeper', args: { run: '1ms', sleep: '1s' } };
 
 export async function benchNetwork(options: NetworkBenchOptions): Promise<NetworkBenchResult> {
@@ -222,14 +226,14 @@ export async function benchNetwork(options: NetworkBenchOptions): Promise<Networ
     }
 
     say('unshaped: iperf, ping, and a plain NATS publisher');
-    await links(linkAt(1e9));
-    const before = await client.netLinks('h1');
+    await links(linkAt(unshapedBps));
+    const before = (await client.netLinks('h1')).hosts[0]!.fabric;
     const unshaped = await iperf();
-    const after = await client.netLinks('h1');
-    const rtts = (await client.netPing('tx', 'rx', { count: options.pings, intervalMs: 20, waitMs: 500 })).replies.map((r) => r.timeMs).sort((x, y) => x - y);
-    const frames = after.hosts[0]!.uplink.txPackets - before.hosts[0]!.uplink.txPackets;
-    const bytes = after.hosts[0]!.uplink.txBytes - before.hosts[0]!.uplink.txBytes;
-    const messageBytes = Math.max(1, Math.round(bytes / Math.max(1, frames)));
+    const after = (await client.netLinks('h1')).hosts[0]!.fabric;
+    const rtts = (await client.netPing('tx', 'rx', { count: options.pings, intervalMs: 20, waitMs: 500 })).replies.map((r) => r.timeMs);
+    // the messages the fabric published for the stream (and its handshake), batches of frames
+    const bytes = after.bytes - before.bytes;
+    const messageBytes = Math.max(1, Math.round(bytes / Math.max(1, after.messages - before.messages)));
     // the publisher's far end: a second connection of this process, with the same credential
     const receiver = await ClusterClient.connect({ nats: client.url, access: launcher.run.access });
     const plain = await plainPublishRate(client.nc, client.subjects.bench('plain'), Math.max(bytes, 16 * 2 ** 20), messageBytes, receiver.nc).finally(() => receiver.close());
@@ -247,7 +251,7 @@ export async function benchNetwork(options: NetworkBenchOptions): Promise<Networ
         },
         warnings: rateWarnings,
       },
-      delay: { configuredMs: options.delayMs, rttMs: delayed.rtt ?? null, replies: delayed.received, sent: delayed.transmitted },
+      delay: { configuredMs: options.delayMs, rttMs: delayed.rtt ?? null, rttP50Ms: median(delayed.replies.map((r) => r.timeMs)), replies: delayed.received, sent: delayed.transmitted },
       loss: {
         configuredPercent: options.lossPercent, expectedPercent: options.lossPercent, measuredPercent: udp.lost_percent, lost: udp.lost_packets, datagrams: udp.packets,
         bitrateBps: udpBitrate, durationMs: udpMs, datagramBytes: udpDatagramBytes,
@@ -256,7 +260,7 @@ export async function benchNetwork(options: NetworkBenchOptions): Promise<Networ
         receiverDrops: udpAfter.rx.rxDropped - udpBefore.rx.rxDropped,
       },
       lossThroughput,
-      unshaped: { receivedBps: unshaped.sum_received.bits_per_second, rttP50Ms: rtts[Math.floor(rtts.length / 2)] ?? NaN, plainBps: plain.bytesPerSecond * 8, messageBytes },
+      unshaped: { receivedBps: unshaped.sum_received.bits_per_second, rttP50Ms: median(rtts), plainBps: plain.bytesPerSecond * 8, messageBytes },
     };
     mkdirSync(options.outDir, { recursive: true });
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');

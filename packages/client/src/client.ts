@@ -416,8 +416,9 @@ export class ClusterClient {
     const lines = await this.follow(client, pid, done, omitMs + durationMs + 30_000, options.json ? undefined : options.onLine);
     const failed = lines.find((line) => line.startsWith('iperf3: error'));
     if (failed) throw new SlicelabError('EIO', `iperf in "${client}": ${failed.replace(/^iperf3: error - /, '')}`);
-    // the server has read every stream to its end and given its port back: the next run may take it
-    await this.follow(server, listening.pid, (line) => / receiver$/.test(line), 15_000);
+    // the server has read every stream to its end and given its port back: the next run may take it.
+    // What the send buffers still held goes first: up to 4 MiB a stream, a while on a slow or lossy link
+    await this.follow(server, listening.pid, (line) => / receiver$/.test(line), 60_000);
     return { client, server, target, port, lines: options.json ? [] : lines, json: options.json ? iperf3Json(lines, target, port) : undefined };
   }
 

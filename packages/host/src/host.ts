@@ -232,8 +232,10 @@ export class Host {
       }),
       answer(subjects.net(name, 'links'), validate.noBody, () => {
         const links = this.machine.network.links(name);
-        const { framesLost, lastError } = this.fabric.stats;
-        return framesLost === 0 ? links : { ...links, warnings: [...links.warnings, `${name}: the bus lost ${framesLost} frames handed to it (last: ${lastError})`] };
+        const { messagesSent, framesSent, bytesSent, framesLost, lastError } = this.fabric.stats;
+        const fabric = { messages: messagesSent, frames: framesSent, bytes: bytesSent, framesLost };
+        const warnings = framesLost === 0 ? links.warnings : [...links.warnings, `${name}: the bus lost ${framesLost} frames handed to it (last: ${lastError})`];
+        return { ...links, fabric, warnings };
       }),
       answer(subjects.net(name, 'set-link'), validate.linkSet, (r) => {
         const uplink = this.machine.network.setLink(r);

@@ -98,7 +98,7 @@ const TcpRecord = Type.Object({
   error: Type.Union([Type.Literal('ECONNREFUSED'), Type.Literal('ECONNRESET'), Type.Literal('ETIMEDOUT'), Type.Null()]),
   config: Type.Object({
     mss: Type.Integer({ minimum: 64, maximum: 65495 }), sendBuffer: Type.Integer({ minimum: 1 }), receiveBuffer: Type.Integer({ minimum: 1 }), initialWindow: Type.Integer({ minimum: 1 }),
-    rtoInitialMs: Positive, rtoMinMs: Positive, rtoMaxMs: Positive, synRetries: Int, dataRetries: Int, mslMs: Num, delayedAckMs: Num, sack: Type.Boolean(),
+    rtoInitialMs: Positive, rtoMinMs: Positive, rtoMaxMs: Positive, synRetries: Int, dataRetries: Int, mslMs: Num, delayedAckMs: Num, sack: Type.Boolean(), segmentOffload: Type.Boolean(),
   }),
   localPort: Port, remotePort: Port, iss: Int, irs: Int, mss: Type.Integer({ minimum: 1 }),
   /** RFC 7323's shift counts, the peer's (send) and ours (receive); null: unscaled */
@@ -113,7 +113,7 @@ const TcpRecord = Type.Object({
     nxt: Int, edge: Int, buffer: Bytes, outOfOrder: Type.Array(Type.Object({ offset: Int, bytes: Bytes })), fin: NullableInt, unacked: Int,
   }),
   congestion: Type.Object({ cwnd: Num, ssthresh: Num, avoidanceBytes: Num, dupAcks: Int, recovering: Type.Boolean(), recover: Int, partialAcked: Type.Boolean(), highRxt: Int }),
-  rtt: Type.Object({ srtt: NullableNum, rttvar: Num, rto: Positive, timed: Type.Union([Type.Object({ end: Int, ageMs: Num }), Type.Null()]) }),
+  rtt: Type.Object({ srtt: NullableNum, rttvar: Num, rto: Positive, min: NullableNum, timed: Type.Union([Type.Object({ end: Int, ageMs: Num }), Type.Null()]) }),
   retries: Int, probesOut: Int, probeBackoff: Int,
   timers: Type.Object({ retransmit: NullableNum, persist: NullableNum, delayedAck: NullableNum, timeWait: NullableNum }),
   counters: TcpCounters,

@@ -73,9 +73,11 @@ export class TokenBucket {
   }
 }
 
-/** What Htb queues: a frame (Uint8Array) is one. */
+/** What Htb queues: a frame (Uint8Array) is one; a segment a nic offloads stands for several packets on the wire. */
 export interface Sized {
   readonly byteLength: number;
+  /** the packets it is on the wire, for queue limits and counts (1 when not given) */
+  readonly packets?: number;
 }
 
 export interface HtbLink {
@@ -127,11 +129,11 @@ class Throughput {
   private average = 0;
   private at = 0;
 
-  add(bytes: number, now: number): void {
+  add(bytes: number, packets: number, now: number): void {
     this.average = this.rate(now) + (bytes * 1000) / rateWindowMs;
     this.at = now;
     this.bytes += bytes;
-    this.packets++;
+    this.packets += packets;
   }
 
   rate(now: number): number {
@@ -141,6 +143,7 @@ class Throughput {
 
 class HtbClass<P extends Sized> {
   readonly queue: P[] = [];
+  backlogPackets = 0;
   backlogBytes = 0;
   drops = 0;
   readonly sent = new Throughput();
@@ -230,7 +233,7 @@ export class Htb<P extends Sized> {
   /** Removes a class: its backlog never leaves, and counts in the link's drops. */
   removeClass(id: string): void {
     const c = this.get(id);
-    this.drops += c.queue.length;
+    this.drops += c.backlogPackets;
     this.classes.delete(id);
     const index = this.order.indexOf(c);
     this.order.splice(index, 1);
@@ -254,12 +257,14 @@ export class Htb<P extends Sized> {
   /** Queues a packet of class `id`; false when its queue is full and the packet is dropped. */
   enqueue(id: string, packet: P): boolean {
     const c = this.get(id);
-    if (c.queue.length >= (c.config.limit ?? this.linkLimit)) {
-      c.drops++;
-      this.drops++;
+    const packets = packet.packets ?? 1;
+    if (c.backlogPackets + packets > (c.config.limit ?? this.linkLimit)) {
+      c.drops += packets;
+      this.drops += packets;
       return false;
     }
     c.queue.push(packet);
+    c.backlogPackets += packets;
     c.backlogBytes += packet.byteLength;
     return true;
   }
@@ -287,8 +292,8 @@ export class Htb<P extends Sized> {
     let backlog = 0;
     let backlogBytes = 0;
     for (const [id, c] of this.classes) {
-      classes[id] = { bytes: c.sent.bytes, packets: c.sent.packets, drops: c.drops, backlog: c.queue.length, backlogBytes: c.backlogBytes, rate: c.sent.rate(now) };
-      backlog += c.queue.length;
+      classes[id] = { bytes: c.sent.bytes, packets: c.sent.packets, drops: c.drops, backlog: c.backlogPackets, backlogBytes: c.backlogBytes, rate: c.sent.rate(now) };
+      backlog += c.backlogPackets;
       backlogBytes += c.backlogBytes;
     }
     return { link: { bytes: this.sent.bytes, packets: this.sent.packets, drops: this.drops, backlog, backlogBytes, rate: this.sent.rate(now) }, classes };
@@ -330,6 +335,8 @@ export class Htb<P extends Sized> {
   private send(c: HtbClass<P>, level: Level, now: number): P {
     const packet = c.queue.shift()!;
     const bytes = packet.byteLength;
+    const packets = packet.packets ?? 1;
+    c.backlogPackets -= packets;
     c.backlogBytes -= bytes;
     c.deficit[level] -= bytes;
     // an emptied queue ends its turn with nothing saved up (DRR)
@@ -338,8 +345,8 @@ export class Htb<P extends Sized> {
     c.ceil?.take(bytes, now);
     // what a class borrows comes out of the link's spare bandwidth, not its guarantee
     if (level === 0) c.rate!.take(bytes, now);
-    c.sent.add(bytes, now);
-    this.sent.add(bytes, now);
+    c.sent.add(bytes, packets, now);
+    this.sent.add(bytes, packets, now);
     return packet;
   }
 }

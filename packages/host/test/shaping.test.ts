@@ -206,6 +206,21 @@ test('htb: a full queue drops at the tail and counts it on the class and the lin
   t.throws(() => htb.setClass('c', { rate: 5, ceil: 4 }), { instanceOf: RangeError });
 });
 
+test('htb: a segment a nic offloaded counts as its packets in the queue limit, the drops and what was sent', (t) => {
+  const htb = new Htb<Packet & { packets: number }>({ bandwidth: 1e6, limit: 50 });
+  htb.setClass('a', {});
+  // 44 packets of 1514 bytes on the wire, then a second such segment that would overflow the 50-packet queue
+  const segment = { id: 'a', byteLength: 44 * 1514, packets: 44 };
+  t.true(htb.enqueue('a', segment));
+  t.false(htb.enqueue('a', segment));
+  t.true(htb.enqueue('a', { id: 'a', byteLength: 1514, packets: 1 }));
+  t.like(htb.stats(0).classes.a, { drops: 44, backlog: 45, backlogBytes: 45 * 1514 });
+  t.is(htb.dequeue(0), segment);
+  t.like(htb.stats(0).classes.a, { bytes: 44 * 1514, packets: 44, backlog: 1 });
+  // the link's bucket is in debt for the segment's whole time on the wire: 66.6 ms at 1 MB/s
+  t.true(Math.abs(htb.nextReadyAt(0) - (44 * 1514 - 3000 - 1514) / 1000) < 0.01, `${htb.nextReadyAt(0)}`);
+});
+
 test('htb: a link bandwidth changed while running takes effect, for classes with and without a ceil', (t) => {
   const htb = new Htb<Packet>({ bandwidth: 10e6, limit: 100 });
   htb.setClass('a', {});

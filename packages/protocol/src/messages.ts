@@ -343,7 +343,11 @@ export const NicLink = Type.Object({
 export type NicLink = Static<typeof NicLink>;
 
 /** `net links` of one host; `warnings` name what the emulator could not keep up with. */
-export const HostLinks = Type.Object({ host: Name, uplink: UplinkStats, nics: Type.Array(NicLink), warnings: Type.Array(Type.String({ maxLength: 1024 })) });
+/** What the host published on the fabric: messages, the frames and bytes in them, and frames of publishes that failed. */
+export const FabricStats = Type.Object({ messages: Count, frames: Count, bytes: Count, framesLost: Count });
+export type FabricStats = Static<typeof FabricStats>;
+
+export const HostLinks = Type.Object({ host: Name, uplink: UplinkStats, nics: Type.Array(NicLink), fabric: FabricStats, warnings: Type.Array(Type.String({ maxLength: 1024 })) });
 export type HostLinks = Static<typeof HostLinks>;
 
 /** `tc qdisc change` on an uplink: only the fields given change. */

@@ -111,7 +111,8 @@ test('net messages are checked at the edge, naming the field', (t) => {
   t.throws(() => validate.netCapture({ durationMs: 1000, to: 'a subject with spaces' }), { message: /\/to/ });
   const health = { windowMs: 1000, waitingMs: 0, sentBps: 0, allowedBps: 0, lateP99Ms: 0, lateMaxMs: 0, limited: false };
   const uplink = { spec: info.uplink, txBytes: 0, txPackets: 0, rxBytes: 0, rxPackets: 0, queueDrops: 0, lossDrops: 0, backlog: 0, inFlight: 0, rateBps: 0, health };
-  const links = { host: 'h1', uplink, nics: [], warnings: [] };
+  const links = { host: 'h1', uplink, nics: [], fabric: { messages: 3, frames: 40, bytes: 60_000, framesLost: 0 }, warnings: [] };
   t.deepEqual(validate.hostLinks(decode(encode(links))), links);
+  t.throws(() => validate.hostLinks({ ...links, fabric: { ...links.fabric, framesLost: -1 } }), { message: /\/fabric\/framesLost/ });
   t.throws(() => validate.hostLinks({ ...links, uplink: { ...uplink, health: { ...health, limited: 'yes' } } }), { message: /\/uplink\/health\/limited/ });
 });

@@ -11,14 +11,16 @@
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { clusterSubjects, decode, encode, type BusCounters } from '@slicelab/protocol';
 
-/** the largest frame on the fabric: 1500 bytes of IP (the MTU) and 14 of Ethernet header */
-export const maxFrameBytes = 1514;
+/** the largest frame on the fabric: an IPv4 packet of 65535 bytes (a TCP segment its nic offloaded) and 14 of Ethernet header */
+export const maxFrameBytes = 14 + 65535;
 /** the smallest: an Ethernet header and the padding to 60 bytes a nic adds */
 export const minFrameBytes = 14;
 
 export interface FabricStats {
   messagesSent: number;
   framesSent: number;
+  /** the frames' bytes in the messages sent */
+  bytesSent: number;
   framesReceived: number;
   /** frames of publishes that failed (the bus reconnecting, a message the server refused) */
   framesLost: number;
@@ -49,7 +51,7 @@ export function batches(frames: Uint8Array[], maxBytes: number): Uint8Array[][] 
 }
 
 export class Fabric {
-  readonly stats: FabricStats = { messagesSent: 0, framesSent: 0, framesReceived: 0, framesLost: 0, lastError: null };
+  readonly stats: FabricStats = { messagesSent: 0, framesSent: 0, bytesSent: 0, framesReceived: 0, framesLost: 0, lastError: null };
   private readonly subjects;
   private readonly outbox = new Map<string, Uint8Array[]>();
   private flushing = false;
@@ -108,6 +110,7 @@ export class Fabric {
       this.nc.publish(subject, encode(frames));
       this.stats.messagesSent += 1;
       this.stats.framesSent += frames.length;
+      for (const frame of frames) this.stats.bytesSent += frame.length;
     } catch (error) {
       // lost, as on a link that went down; the streams above retransmit
       this.stats.framesLost += frames.length;

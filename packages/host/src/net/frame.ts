@@ -455,6 +455,52 @@ function tcpOptions(bytes: Uint8Array, end: number): TcpOptions {
   return options;
 }
 
+/** Ethernet's MTU: the largest IPv4 packet one frame carries on the wire. */
+export const mtu = 1500;
+
+/**
+ * What a frame is on a wire of MTU 1500: its packets and their bytes. A TCP segment larger than the MTU
+ * (one its nic offloads, as Linux's TSO and GRO hand 64 KiB segments between stack and nic) is as many
+ * packets as it cuts into, each with its own Ethernet, IPv4 and TCP headers; anything else larger than
+ * the MTU is no frame at all.
+ */
+export function onWire(frame: Uint8Array): { packets: number; bytes: number } {
+  if (frame.length <= ethernetHeader + mtu) return { packets: 1, bytes: frame.length };
+  const ipHeader = ((frame[ethernetHeader] ?? 0) & 0x0f) * 4;
+  const tcpAt = ethernetHeader + ipHeader;
+  if (u16(frame, 12) !== etherTypes.ipv4 || frame[ethernetHeader + 9] !== ipProtocols.tcp || ipHeader < ipv4Header || frame.length < tcpAt + tcpHeader) {
+    throw new FrameError(`a frame of ${frame.length} bytes that is not a TCP segment, above the MTU`);
+  }
+  const headers = tcpAt + ((frame[tcpAt + 12]! >> 4) * 4);
+  const packets = Math.max(1, Math.ceil((frame.length - headers) / (ethernetHeader + mtu - headers)));
+  return { packets, bytes: frame.length + (packets - 1) * headers };
+}
+
+/**
+ * Software segmentation (Linux's GSO): a TCP segment larger than the MTU as the packets a nic would send,
+ * each with the next sequence numbers, its own IPv4 id and checksums, FIN and PSH on the last only. A
+ * frame within the MTU is itself.
+ */
+export function segmentFrame(frame: Uint8Array): Uint8Array[] {
+  if (frame.length <= ethernetHeader + mtu) return [frame];
+  const ethernet = decodeEthernet(frame);
+  const ip = decodeIpv4(ethernet.payload);
+  if (ip.protocol !== ipProtocols.tcp) throw new FrameError(`a frame of ${frame.length} bytes that is not a TCP segment, above the MTU`);
+  const segment = decodeTcp(ip.payload, ip.src, ip.dst);
+  const room = mtu - ipv4Header - (ip.payload.length - segment.payload.length);
+  const frames: Uint8Array[] = [];
+  for (let offset = 0; offset < segment.payload.length; offset += room) {
+    const last = offset + room >= segment.payload.length;
+    const piece = encodeTcp({
+      ...segment, seq: (segment.seq + offset) >>> 0, flags: { ...segment.flags, fin: segment.flags.fin && last, psh: segment.flags.psh && last },
+      payload: segment.payload.subarray(offset, offset + room),
+    }, ip.src, ip.dst);
+    const packet = encodeIpv4({ ...ip, id: (ip.id + frames.length) & 0xffff, payload: piece });
+    frames.push(encodeEthernet({ dst: ethernet.dst, src: ethernet.src, type: ethernet.type, payload: packet }));
+  }
+  return frames;
+}
+
 /**
  * A one-line summary for logs, in the words of `tcpdump -nn -S` (absolute sequence numbers), so a log
  * line and a capture read alike. It never throws: a frame that does not decode says why.

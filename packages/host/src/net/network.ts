@@ -150,7 +150,7 @@ export class HostNetwork {
   }
 
   /** `net links` of this host: the uplink, the nics, and a warning when slicelab could not keep up with the link. */
-  links(host: string): HostLinks {
+  links(host: string): Omit<HostLinks, 'fabric'> {
     const uplink = this.link();
     const { health } = uplink;
     const warnings = health.limited

@@ -7,8 +7,8 @@
  */
 import { SlicelabError } from '@slicelab/protocol';
 
-/** The most bytes of a frame a record keeps: the whole of any frame up to an IPv4 packet's 64 KiB. */
-export const pcapSnaplen = 65535;
+/** The most bytes of a frame a record keeps: tcpdump's default, more than any frame (a segment a nic offloaded is up to 64 KiB). */
+export const pcapSnaplen = 262144;
 const linktypeEthernet = 1;
 const recordHeader = 16;
 

@@ -420,6 +420,8 @@ export class NetStack {
     let early: TcpSegment[] | undefined = [];
     const send = (segment: TcpSegment) => this.nics[0] && this.sendTcp(this.nics[0], remote.ip, segment);
     stream.tcp = make({
+      // a nic offloads segmentation (TSO/GRO): the connection hands it segments of up to 64 KiB
+      config: { segmentOffload: true },
       clock: this.clock,
       send: (segment) => (early ? early.push(segment) : send(segment)),
       onEvent: (event) => {

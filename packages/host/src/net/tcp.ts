@@ -71,6 +71,13 @@ export interface TcpConfig {
   delayedAckMs: number;
   /** offer selective acknowledgements (RFC 2018), as net.ipv4.tcp_sack; used when both SYNs carry the option */
   sack: boolean;
+  /**
+   * the nic segments for us (TSO): new data goes out in segments of several MSS, sized as Linux's
+   * tcp_tso_autosize to about a millisecond of the connection's rate (cwnd / srtt), at least 2 MSS and at
+   * most what one IPv4 packet holds; retransmissions stay one MSS. Off, as on a nic without it: the
+   * stack turns it on for its streams
+   */
+  segmentOffload: boolean;
 }
 
 /**
@@ -95,6 +102,7 @@ export const defaultTcpConfig: Readonly<TcpConfig> = {
   mslMs: 1000,
   delayedAckMs: 40,
   sack: true,
+  segmentOffload: false,
 };
 
 /** What a connection needs from its owner; not saved, given again on restore. */
@@ -215,6 +223,8 @@ export interface TcpState {
     srtt: number | null;
     rttvar: number;
     rto: number;
+    /** the lowest RTT sample: the path without a queue, which slow start's delay rule compares with */
+    min: number | null;
     /** the segment being timed: its end offset and how long ago it was sent */
     timed: { end: number; ageMs: number } | null;
   };
@@ -234,6 +244,12 @@ const maxWindow = 65535;
 const defaultPeerMss = 536;
 /** RFC 6298 5.7: the RTO once data flows, when the handshake was retransmitted and gave no RTT sample */
 const fallbackRtoMs = 3000;
+/** what one IPv4 packet holds of a segment's data: 65535 less the IPv4 header and the longest TCP header */
+const maxOffloadPayload = 65535 - 20 - 60;
+/** Linux's HyStart: slow start ends once an RTT exceeds the lowest by an eighth, kept within 4..16 ms, from a window of 16 segments on */
+const hystartMinMs = 4;
+const hystartMaxMs = 16;
+const hystartLowWindow = 16;
 /** Linux's TCP_INFINITE_SSTHRESH: no slow-start threshold until the first loss */
 const initialSsthresh = 0x7fffffff;
 const noPayload = new Uint8Array(0);
@@ -428,7 +444,7 @@ function openingState(config: TcpConfig, localPort: number, remotePort: number, 
       cwnd: config.initialWindow * config.mss, ssthresh: initialSsthresh, avoidanceBytes: 0, dupAcks: 0,
       recovering: false, recover: 0, partialAcked: false, highRxt: 0,
     },
-    rtt: { srtt: null, rttvar: 0, rto: config.rtoInitialMs, timed: null },
+    rtt: { srtt: null, rttvar: 0, rto: config.rtoInitialMs, min: null, timed: null },
     retries: 0, probesOut: 0, probeBackoff: 0,
     timers: { retransmit: null, persist: null, delayedAck: null, timeWait: null },
     counters: {
@@ -485,6 +501,7 @@ export class TcpConnection {
   private srtt: number | undefined;
   private rttvar: number;
   private rto: number;
+  private minRtt: number | undefined;
   private timed: { end: number; sentAt: number } | undefined;
   private retries: number;
   private probesOut: number;
@@ -545,6 +562,7 @@ export class TcpConnection {
     this.srtt = s.rtt.srtt ?? undefined;
     this.rttvar = s.rtt.rttvar;
     this.rto = s.rtt.rto;
+    this.minRtt = s.rtt.min ?? undefined;
     this.timed = s.rtt.timed === null ? undefined : { end: s.rtt.timed.end, sentAt: now - s.rtt.timed.ageMs };
     this.retries = s.retries;
     this.probesOut = s.probesOut;
@@ -609,7 +627,7 @@ export class TcpConnection {
         recovering: this.recovering, recover: this.recover, partialAcked: this.partialAcked, highRxt: this.highRxt,
       },
       rtt: {
-        srtt: this.srtt ?? null, rttvar: this.rttvar, rto: this.rto,
+        srtt: this.srtt ?? null, rttvar: this.rttvar, rto: this.rto, min: this.minRtt ?? null,
         timed: this.timed === undefined ? null : { end: this.timed.end, ageMs: now - this.timed.sentAt },
       },
       retries: this.retries, probesOut: this.probesOut, probeBackoff: this.probeBackoff,
@@ -921,10 +939,14 @@ export class TcpConnection {
     if (this.finQueued && ack === this.written + 2) this.finAcked(now);
   }
 
-  /** RFC 5681 slow start, then congestion avoidance by byte counting (RFC 3465). */
+  /**
+   * Slow start by what each ACK covers, as Linux's tcp_slow_start counts every segment it acknowledges
+   * (RFC 3465 without its limit L: an ACK for an offloaded 44-MSS segment must open the window by 44),
+   * up to ssthresh; then congestion avoidance by byte counting (RFC 3465).
+   */
   private growWindow(acked: number): void {
     if (this.cwnd < this.ssthresh) {
-      this.cwnd += Math.min(acked, this.mss);
+      this.cwnd = Math.min(this.cwnd + acked, Math.max(this.ssthresh, this.cwnd + this.mss));
       return;
     }
     this.avoidanceBytes += acked;
@@ -1118,6 +1140,14 @@ export class TcpConnection {
     this.windowShift = { send: Math.min(syn.windowScale, maxWindowShift), receive: windowShiftFor(this.config.receiveBuffer) };
   }
 
+  /** The size of a new segment: one MSS, or with segment offload about 1 ms of the rate (Linux's tcp_tso_autosize). */
+  private segmentSize(): number {
+    if (!this.config.segmentOffload) return this.mss;
+    const perMs = this.srtt ? this.cwnd / Math.max(this.srtt, 0.001) : 0;
+    const most = Math.floor(maxOffloadPayload / this.mss);
+    return Math.min(Math.max(2, Math.floor(perMs / this.mss)), most) * this.mss;
+  }
+
   /** Sends what the windows allow: new data, data again after a timeout, or a SACK recovery's holes. */
   private output(now: number): void {
     if (!sending.has(this.st)) return;
@@ -1160,7 +1190,11 @@ export class TcpConnection {
     }
     const dataEnd = this.written + 1;
     const unsent = dataEnd - this.sndNxt;
-    const length = Math.max(0, Math.min(this.mss, unsent, windowEnd - this.sndNxt));
+    // after a timeout, going back over data: one MSS at a time, as any retransmission
+    const size = this.sndNxt < this.sndMax ? this.mss : this.segmentSize();
+    let length = Math.max(0, Math.min(size, unsent, windowEnd - this.sndNxt));
+    // an offloaded segment is whole MSSs, but for the end of the data (Linux's tcp_mss_split_point)
+    if (length > this.mss && length < unsent) length -= length % this.mss;
     // the FIN takes a place in the window, as its sequence number does at the receiver
     const fin = this.finQueued && length === unsent && this.sndNxt + length < windowEnd;
     if (length === 0 && !fin) return false;
@@ -1288,6 +1322,11 @@ export class TcpConnection {
       this.srtt = 0.875 * this.srtt + 0.125 * sample;
     }
     this.rto = Math.min(Math.max(this.srtt + 4 * this.rttvar, this.config.rtoMinMs), this.config.rtoMaxMs);
+    this.minRtt = Math.min(this.minRtt ?? sample, sample);
+    // HyStart's delay rule, as Linux's CUBIC: a queue building up on the path ends slow start before it
+    // overflows (a window doubling into a deep tail-drop queue loses hundreds of segments at once)
+    const queueing = Math.min(Math.max(this.minRtt / 8, hystartMinMs), hystartMaxMs);
+    if (this.cwnd < this.ssthresh && this.cwnd >= hystartLowWindow * this.mss && sample >= this.minRtt + queueing) this.ssthresh = this.cwnd;
   }
 
   /** A pure ACK. Its sequence number is the highest sent, as BSD's: during go-back-N the peer would drop an older one. */

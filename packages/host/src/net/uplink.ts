@@ -21,7 +21,7 @@ import type { LinkHealth, Uplink } from '@slicelab/protocol';
 import { xorshift32 } from '@slicelab/programs';
 import type { Bridge, BridgePort } from './bridge.js';
 import { broadcastHost } from './fabric.js';
-import { FrameError, broadcastMac, decodeEthernet, macFromBytes } from './frame.js';
+import { FrameError, broadcastMac, decodeEthernet, macFromBytes, onWire, segmentFrame } from './frame.js';
 import { Htb, type HtbClassConfig, type ShapingStats } from '../shaping.js';
 
 /** A nic's class in the shaper, bytes per second: rate guaranteed, ceil at most (null: the link's), weight of what is left. */
@@ -53,9 +53,10 @@ export const defaultUplink: Uplink = { bandwidth: 1e9, delay: 0, jitter: 0, loss
 /** the class frames of no local nic go into (ARP for a nic not attached yet) */
 const otherTraffic = 'other';
 
-/** A frame in the shaper, with the class it was queued in (so the uplink knows which classes wait). */
+/** A frame in the shaper, with the class it was queued in (so the uplink knows which classes wait); its size is on the wire's. */
 interface Queued {
   readonly byteLength: number;
+  readonly packets: number;
   readonly frame: Uint8Array;
   readonly cls: string;
 }
@@ -191,20 +192,27 @@ export class UplinkPort implements BridgePort {
     this.changed();
   }
 
-  /** From the bridge: a frame leaving the host. */
+  /**
+   * From the bridge: a frame leaving the host. A segment its nic offloaded is shaped and queued as the
+   * packets it is on the wire; when netem is to lose or reorder single packets it is cut into them first.
+   */
   deliver(frame: Uint8Array): void {
     const now = this.clock();
     this.observe(now);
     const src = macFromBytes(frame, 6);
     const cls = this.shaper.has(src) ? src : otherTraffic;
-    if (!this.shaper.enqueue(cls, { byteLength: frame.byteLength, frame, cls })) {
-      this.counters.queueDrops += 1;
-      return;
+    const frames = this.spec.loss > 0 || this.spec.jitter > 0 ? segmentFrame(frame) : [frame];
+    for (const piece of frames) {
+      const wire = onWire(piece);
+      if (!this.shaper.enqueue(cls, { byteLength: wire.bytes, packets: wire.packets, frame: piece, cls })) {
+        this.counters.queueDrops += wire.packets;
+        continue;
+      }
+      this.waiting += 1;
+      const before = this.queued.get(cls) ?? 0;
+      this.queued.set(cls, before + 1);
+      if (before === 0) this.allowed = undefined;
     }
-    this.waiting += 1;
-    const before = this.queued.get(cls) ?? 0;
-    this.queued.set(cls, before + 1);
-    if (before === 0) this.allowed = undefined;
     this.pump(now);
   }
 
@@ -212,14 +220,16 @@ export class UplinkPort implements BridgePort {
   receive(host: string, frame: Uint8Array): void {
     let dst: string;
     let src: string;
+    let wire: { packets: number; bytes: number };
     try {
       ({ dst, src } = decodeEthernet(frame));
+      wire = onWire(frame);
     } catch (error) {
       if (error instanceof FrameError) return;
       throw error;
     }
-    this.counters.rxBytes += frame.length;
-    this.counters.rxPackets += 1;
+    this.counters.rxBytes += wire.bytes;
+    this.counters.rxPackets += wire.packets;
     this.remote.set(src, host);
     this.bridge.receive(this.id, frame, dst, src);
   }
@@ -302,7 +312,7 @@ export class UplinkPort implements BridgePort {
   /** Takes from the shaper what the link may send now, through netem. */
   private pump(now: number): void {
     for (let item = this.shaper.dequeue(now); item; item = this.shaper.dequeue(now)) {
-      const { frame, cls } = item;
+      const { frame, cls, byteLength, packets } = item;
       this.waiting -= 1;
       const left = this.queued.get(cls)! - 1;
       if (left > 0) this.queued.set(cls, left);
@@ -311,11 +321,11 @@ export class UplinkPort implements BridgePort {
         this.allowed = undefined;
       }
       // what an idle link sends at once comes out of its buckets' burst, not out of the time frames waited
-      if (this.waited) this.window.sentBytes += frame.length;
-      this.counters.txBytes += frame.length;
-      this.counters.txPackets += 1;
+      if (this.waited) this.window.sentBytes += byteLength;
+      this.counters.txBytes += byteLength;
+      this.counters.txPackets += packets;
       if (this.spec.loss > 0 && this.uniform() * 100 < this.spec.loss) {
-        this.counters.lossDrops += 1;
+        this.counters.lossDrops += packets;
         continue;
       }
       const jitter = this.spec.jitter > 0 ? (this.uniform() * 2 - 1) * this.spec.jitter : 0;

@@ -10,7 +10,7 @@ import { SlicelabError } from '@slicelab/protocol';
 import {
   FrameError, broadcastMac, decodeArp, decodeEthernet, decodeIcmp, decodeIpv4, decodeTcp, decodeUdp, describeFrame,
   encodeArp, encodeEthernet, encodeIcmp, encodeIpv4, encodeTcp, encodeUdp, etherTypes, internetChecksum, ipFromNumber,
-  ipProtocols, ipToNumber, macFromBytes, macToBytes, type TcpSegment,
+  ipProtocols, ipToNumber, macFromBytes, macToBytes, onWire, segmentFrame, type TcpSegment,
 } from '../../dist/net/frame.js';
 
 const bytes = (hex: string) => Uint8Array.from(hex.replace(/\s/g, '').match(/../g) ?? [], (h) => parseInt(h, 16));
@@ -183,6 +183,32 @@ test('TCP: SACK-Permitted on a SYN and SACK blocks on an ACK are the known bytes
   t.is(describeFrame(ip(encoded)), 'IP 10.0.0.1.40000 > 10.0.0.2.80: Flags [S], seq 1000, win 65535, options [mss 1460,nop,nop,sackOK,nop,wscale 7], length 0');
   t.is(describeFrame(ip(acked)), 'IP 10.0.0.1.40000 > 10.0.0.2.80: Flags [.], ack 5000, win 65535, options [nop,nop,sack 2 {6460:7920}{4294967280:16}], length 0');
   refuses(t, () => encodeTcp({ ...ack, sack: Array.from({ length: 5 }, () => [1, 2] as [number, number]) }, a.ip, b.ip), /^5 TCP SACK blocks, at most 4 fit$/);
+});
+
+test('segment offload: a 64 KiB TCP segment is 44 packets on the wire, and GSO cuts it into them with the next sequence numbers and their own checksums', (t) => {
+  const data = Uint8Array.from({ length: 44 * 1460 }, (_, i) => (i * 7) % 256);
+  const segment: TcpSegment = { ...syn, flags: { ...noFlags, ack: true, psh: true, fin: true }, mss: undefined, seq: 0xffffff00, ack: 77, payload: data };
+  delete segment.mss;
+  const frame = encodeEthernet({ dst: b.mac, src: a.mac, type: etherTypes.ipv4, payload: encodeIpv4({ src: a.ip, dst: b.ip, protocol: ipProtocols.tcp, ttl: 64, id: 0xfffe, dontFragment: true, payload: encodeTcp(segment, a.ip, b.ip) }) });
+  t.deepEqual(onWire(frame), { packets: 44, bytes: 44 * (1460 + 54) });
+  const small = encodeEthernet({ dst: b.mac, src: a.mac, type: etherTypes.arp, payload: encodeArp({ op: 1, senderMac: a.mac, senderIp: a.ip, targetMac: '00:00:00:00:00:00', targetIp: b.ip }) });
+  t.deepEqual(onWire(small), { packets: 1, bytes: 60 });
+  t.deepEqual(segmentFrame(small), [small]);
+  const pieces = segmentFrame(frame);
+  t.is(pieces.length, 44);
+  const decoded = pieces.map((piece) => {
+    t.true(piece.length <= 1514);
+    const ip = decodeIpv4(decodeEthernet(piece).payload);
+    return { id: ip.id, tcp: decodeTcp(ip.payload, ip.src, ip.dst) };
+  });
+  t.deepEqual(decoded.map((d) => d.tcp.seq), decoded.map((_, i) => (0xffffff00 + i * 1460) >>> 0), 'sequence numbers run on, wrapping');
+  t.deepEqual(decoded.slice(0, 3).map((d) => d.id), [0xfffe, 0xffff, 0], 'IPv4 ids run on, wrapping');
+  t.deepEqual(Buffer.concat(decoded.map((d) => d.tcp.payload)), Buffer.from(data));
+  t.deepEqual(decoded.map((d) => d.tcp.flags.fin || d.tcp.flags.psh), decoded.map((_, i) => i === 43), 'FIN and PSH on the last only');
+  t.true(decoded.every((d) => d.tcp.flags.ack && d.tcp.ack === 77));
+  const udp = encodeEthernet({ dst: b.mac, src: a.mac, type: etherTypes.ipv4, payload: encodeIpv4({ src: a.ip, dst: b.ip, protocol: ipProtocols.udp, ttl: 64, id: 1, dontFragment: true, payload: encodeUdp({ srcPort: 1, dstPort: 2, payload: new Uint8Array(3000) }, a.ip, b.ip) }) });
+  t.throws(() => onWire(udp), { instanceOf: FrameError, message: /a frame of 3042 bytes that is not a TCP segment, above the MTU/ });
+  t.throws(() => segmentFrame(udp), { instanceOf: FrameError });
 });
 
 test('TCP options: NOP and unknown kinds skipped, EOL ends the list, malformed ones refused', (t) => {

@@ -19,16 +19,16 @@ const hex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength)
 const text = (s: string) => new TextEncoder().encode(s);
 
 test('pcap: the file header and a record are the known bytes', (t) => {
-  // magic a1b2c3d4 little-endian, version 2.4, thiszone 0, sigfigs 0, snaplen 65535, linktype 1
-  t.is(hex(pcapHeader()), 'd4c3b2a1' + '0200' + '0400' + '00000000' + '00000000' + 'ffff0000' + '01000000');
+  // magic a1b2c3d4 little-endian, version 2.4, thiszone 0, sigfigs 0, snaplen 262144 (tcpdump's), linktype 1
+  t.is(hex(pcapHeader()), 'd4c3b2a1' + '0200' + '0400' + '00000000' + '00000000' + '00000400' + '01000000');
   // 1700000000 s = 0x6553f100, 123456 us = 0x0001e240
   t.is(hex(pcapRecord(Uint8Array.of(1, 2, 3), 1_700_000_000_123.456)), '00f15365' + '40e20100' + '03000000' + '03000000' + '010203');
   // a microsecond that rounds up carries into the second
   t.is(hex(pcapRecord(new Uint8Array(0), 1999.9999).subarray(0, 8)), '02000000' + '00000000');
   // a frame past the snaplen is cut, its original length kept
-  const long = pcapRecord(new Uint8Array(70_000), 0);
-  t.is(hex(long.subarray(8, 16)), 'ffff0000' + '70110100');
-  t.is(long.length, 16 + 65535);
+  const long = pcapRecord(new Uint8Array(300_000), 0);
+  t.is(hex(long.subarray(8, 16)), '00000400' + 'e0930400');
+  t.is(long.length, 16 + 262144);
   for (const atMs of [-1, NaN, 2 ** 32 * 1000]) t.is(t.throws(() => pcapRecord(new Uint8Array(1), atMs), { instanceOf: SlicelabError })?.code, 'EINVAL');
 });
 
@@ -103,7 +103,7 @@ test('tcpdump reads the capture: ARP, ICMP echo, UDP and a TCP connection, by th
   const read = (...args: string[]) => {
     const result = spawnSync('tcpdump', ['-r', file, ...args], { encoding: 'utf8' });
     t.is(result.status, 0, result.stderr);
-    t.regex(result.stderr, /link-type EN10MB \(Ethernet\), snapshot length 65535/);
+    t.regex(result.stderr, /link-type EN10MB \(Ethernet\), snapshot length 262144/);
     return result.stdout;
   };
 

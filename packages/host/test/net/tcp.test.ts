@@ -43,6 +43,8 @@ interface Wire {
   jitterMs?: number;
   loss?: number;
   duplicate?: number;
+  /** a → b through a bottleneck: this many bytes per ms (a segment and 54 bytes of headers each), a tail-drop queue of `queue` segments */
+  bottleneck?: { bytesPerMs: number; queue: number };
 }
 
 /** One end: a connection (once opened), the clock offset of its host, and what answers a SYN before that. */
@@ -69,6 +71,9 @@ class Net {
   /** runs after every step, to watch states */
   watch?: () => void;
   private readonly events: { at: number; order: number; run: () => void }[] = [];
+  /** the bottleneck: when each segment in it leaves, and what its tail dropped */
+  private departures: number[] = [];
+  bottleneckDrops = 0;
   private order = 0;
   private readonly random: () => number;
 
@@ -96,6 +101,18 @@ class Net {
     if (this.drop?.(from, segment)) return;
     const [src, dst] = from === 'a' ? ['10.0.0.1', '10.0.0.2'] : ['10.0.0.2', '10.0.0.1'];
     const arriving = decodeTcp(encodeTcp(this.rewrite?.(from, segment) ?? segment, src, dst), src, dst);
+    const { bottleneck } = this.wire;
+    if (bottleneck && from === 'a') {
+      this.departures = this.departures.filter((at) => at > this.now);
+      if (this.departures.length >= bottleneck.queue) {
+        this.bottleneckDrops++;
+        return;
+      }
+      const leaves = Math.max(this.now, this.departures.at(-1) ?? 0) + (segment.payload.length + 54) / bottleneck.bytesPerMs;
+      this.departures.push(leaves);
+      this.at(leaves + this.wire.delayMs, () => this.deliver('b', arriving));
+      return;
+    }
     const copies = this.random() < (this.wire.duplicate ?? 0) ? 2 : 1;
     for (let i = 0; i < copies; i++) {
       if (this.random() < (this.wire.loss ?? 0)) continue;
@@ -662,6 +679,48 @@ test('SACK: 50 losses in one window are repaired without a timeout, each segment
   const reno = delivered(losing(burst, { a: { sack: false } }), 600_000);
   t.log(`SACK: all delivered at ${sack.ms} ms, ${sack.retransmits} retransmits; NewReno: ${reno.ms} ms, ${reno.retransmits} retransmits, ${reno.timeouts} timeouts`);
   t.true(2 * sack.ms < reno.ms, 'SACK delivers in less than half the time');
+});
+
+test('segment offload: new data leaves in segments of about a millisecond of the rate, up to 44 MSS; retransmissions stay one MSS', (t) => {
+  const net = new Net({ delayMs: 10, loss: 0.02 }, 5);
+  const data = randomBytes(4 * MiB, 21);
+  const { b } = pair(net, { aToB: data, config: { a: { segmentOffload: true } } });
+  t.true(net.run(bothClosed(net), 600_000));
+  sameBytes(t, b.bytes(), data, 'a → b');
+  const mss = defaultTcpConfig.mss;
+  const sizes = net.sent.a.map(({ segment }) => segment.payload.length).filter((n) => n > 0);
+  t.true(sizes.some((n) => n > mss), `largest segment ${Math.max(...sizes)}`);
+  t.true(sizes.every((n) => n <= 44 * mss && (n <= mss || n % mss === 0 || n % mss === data.length % mss)), 'whole MSSs, but for the end of the data');
+  // a segment sent again is one MSS, whatever size it first left in
+  const firsts = new Set<number>();
+  const again = net.sent.a.filter(({ segment }) => segment.payload.length > 0 && (firsts.has(segment.seq) || !firsts.add(segment.seq)));
+  t.true(again.length > 0, 'the loss made retransmissions');
+  t.true(again.every(({ segment }) => segment.payload.length <= mss));
+  // without it, every segment is one MSS at most
+  const plain = new Net({ delayMs: 10 }, 5);
+  pair(plain, { aToB: randomBytes(MiB, 22) });
+  t.true(plain.run(bothClosed(plain), 600_000));
+  t.true(plain.sent.a.every(({ segment }) => segment.payload.length <= mss));
+});
+
+test('slow start ends when the RTT grows (HyStart), before a deep queue at a 10 Mbit/s bottleneck overflows: no loss, the link kept busy', (t) => {
+  // 1250 bytes per ms, a queue of 1000 segments (1.2 s of sending), 1 ms each way
+  const net = new Net({ delayMs: 1, bottleneck: { bytesPerMs: 1250, queue: 1000 } });
+  const data = randomBytes(8 * MiB, 31);
+  const { a, b } = pair(net, { aToB: data });
+  let exitedAt: number | undefined;
+  net.watch = () => {
+    if (exitedAt === undefined && a.conn.info().ssthresh < 2 ** 31 - 1) exitedAt = a.conn.info().cwnd;
+  };
+  t.true(net.run(() => b.received === data.length, 60_000));
+  sameBytes(t, b.bytes(), data, 'a → b');
+  const ofLink = b.received / net.now / 1250;
+  t.log(`slow start ended at cwnd ${exitedAt} bytes; ${ofLink.toFixed(3)} of the link over ${(net.now / 1000).toFixed(1)} s; ${net.bottleneckDrops} drops`);
+  t.is(net.bottleneckDrops, 0);
+  t.is(a.conn.info().retransmits, 0);
+  t.true(exitedAt !== undefined && exitedAt < 1000 * 1460 / 4, 'well before the queue could overflow');
+  // payload over the wire's bytes (54 of headers a segment) is the most a stream can get
+  t.true(ofLink > 0.9 * (1460 / 1514), `${ofLink}`);
 });
 
 test('retransmission timeouts back off ×2 up to 120 s, then the connection fails with ETIMEDOUT', (t) => {
