@@ -292,6 +292,7 @@ export class Machine {
       }
       await new Promise((resolve) => setTimeout(resolve, 1));
     }
+    this.network.lock(container.net);
     const now = clock();
     const record = saveContainer(container, { now, wallMs: Date.now(), reference: this.scheduler.reference, deviceVtime: this.disk.vtime });
     const pages = container.memory.touchedCopy();
@@ -303,6 +304,7 @@ export class Machine {
     const container = this.containers.get(name);
     if (!container?.checkpointing) return;
     container.checkpointing = false;
+    this.network.unlock(container.net);
     this.scheduler.setFrozen(container.group, container.limits.frozen);
   }
 

@@ -197,11 +197,19 @@ export function macFromBytes(bytes: Uint8Array, offset = 0): string {
   return `${h(0)}:${h(1)}:${h(2)}:${h(3)}:${h(4)}:${h(5)}`;
 }
 
+/** addresses already read: every header encoded reads two, and a host talks to few */
+const parsedIps = new Map<string, number>();
+
 /** "10.0.0.1" as a uint32; leading zeros are refused (inet_aton would read them as octal). */
 export function ipToNumber(ip: string): number {
+  const known = parsedIps.get(ip);
+  if (known !== undefined) return known;
   const m = ipPattern.exec(ip);
   if (!m) throw new SlicelabError('EINVAL', `not an IPv4 address: ${JSON.stringify(ip)}`);
-  return ((Number(m[1]) << 24) | (Number(m[2]) << 16) | (Number(m[3]) << 8) | Number(m[4])) >>> 0;
+  const n = ((Number(m[1]) << 24) | (Number(m[2]) << 16) | (Number(m[3]) << 8) | Number(m[4])) >>> 0;
+  if (parsedIps.size >= 4096) parsedIps.clear();
+  parsedIps.set(ip, n);
+  return n;
 }
 
 export function ipFromNumber(n: number): string {

@@ -58,12 +58,16 @@ export class HostNetwork {
   private readonly stacks = new Map<NetStack, { container: string; ports: string[] }>();
   /** the bridge port of each nic */
   private readonly portOf = new Map<Nic, string>();
+  /** namespaces being checkpointed: nothing in or out, no timers (`lock`) */
+  private readonly locked = new Set<NetStack>();
   /** frames on their way to local nics, delivered next turn */
   private readonly local: Array<{ stack: NetStack; nic: Nic; frame: Uint8Array }> = [];
   private readonly captures = new Set<FrameCapture>();
   /** the pending wake-up: a timer, or the turn-by-turn wait for the last of the time (`fire`) */
   private wake?: { cancel: () => void };
   private timerAt = Infinity;
+  /** the time waited for is a frame's arrival, kept to the microsecond (`reschedule`) */
+  private precise = false;
   private closed = false;
 
   constructor(
@@ -99,8 +103,23 @@ export class HostNetwork {
     return nic;
   }
 
+  /**
+   * Stops a namespace's traffic while its container is written down, as CRIU locks the network of a
+   * dump: frames for it are dropped, it sends nothing and its timers wait. Otherwise it would go on
+   * acknowledging what arrives, and a peer would hear of bytes the saved streams never got.
+   */
+  lock(stack: NetStack): void {
+    this.locked.add(stack);
+  }
+
+  /** Lets a locked namespace go on (the container runs on): its timers that fell due meanwhile fire. */
+  unlock(stack: NetStack): void {
+    if (this.locked.delete(stack)) this.reschedule();
+  }
+
   /** Takes the namespace's nics off the bridge: a removed or checkpointed container. */
   detach(stack: NetStack): void {
+    this.locked.delete(stack);
     const entry = this.stacks.get(stack);
     if (!entry) return;
     for (const id of entry.ports) this.bridge.detach(id);
@@ -244,6 +263,10 @@ export class HostNetwork {
   private deliverLocal(): void {
     for (const { stack, nic, frame } of this.local.splice(0)) {
       if (!this.stacks.has(stack)) continue;
+      if (this.locked.has(stack)) {
+        nic.counters.rxDropped += 1;
+        continue;
+      }
       if (this.captures.size > 0) this.tap(this.portOf.get(nic)!, frame, false);
       stack.receive(nic, frame);
     }
@@ -273,36 +296,43 @@ export class HostNetwork {
   /**
    * One timer for every part that waits for a time: the uplink's queue and link (delay), the stacks' TCP
    * and ARP timers. Node's timers count whole milliseconds and wake up to one late, which a 5 ms delay
-   * each way would turn into 11–12 ms of RTT: the timer is armed `earlyMs` ahead, and `fire` waits out
-   * the rest of the time turn by turn of the event loop, which goes on serving the bus meanwhile.
+   * each way would turn into 11–12 ms of RTT: for a frame ending its delay the timer is armed `earlyMs`
+   * ahead and `fire` waits out the rest turn by turn of the event loop, which goes on serving the bus
+   * meanwhile. Other times need no such care (the shaper's buckets hold 3 ms, TCP's timers are coarse),
+   * and a shaped link with a standing queue would otherwise keep the loop turning without rest.
    */
   private reschedule(): void {
     if (this.closed) return;
     let next = this.uplink.nextTimerAt() ?? Infinity;
-    for (const stack of this.stacks.keys()) next = Math.min(next, stack.nextTimerAt() ?? Infinity);
+    for (const stack of this.stacks.keys()) if (!this.locked.has(stack)) next = Math.min(next, stack.nextTimerAt() ?? Infinity);
     if (next >= this.timerAt && this.wake) return;
     this.wake?.cancel();
     this.wake = undefined;
     this.timerAt = next;
     if (next === Infinity) return;
-    const wait = next - this.clock();
-    if (wait <= earlyMs) return this.nextTurn();
-    const timer = setTimeout(() => this.fire(), wait - earlyMs);
+    this.precise = next === this.uplink.nextArrivalAt();
+    this.arm();
+  }
+
+  /** A timer for `timerAt` (a timer may also wake early: Node counts from the loop's cached time), or the next turn. */
+  private arm(): void {
+    const wait = this.timerAt - this.clock();
+    if (this.precise && wait <= earlyMs) {
+      const turn = setImmediate(() => this.fire());
+      this.wake = { cancel: () => clearImmediate(turn) };
+      return;
+    }
+    const timer = setTimeout(() => this.fire(), this.precise ? wait - earlyMs : wait);
     this.wake = { cancel: () => clearTimeout(timer) };
   }
 
-  private nextTurn(): void {
-    const turn = setImmediate(() => this.fire());
-    this.wake = { cancel: () => clearImmediate(turn) };
-  }
-
   private fire(): void {
-    if (this.clock() < this.timerAt) return this.nextTurn();
+    if (this.clock() < this.timerAt) return this.arm();
     this.wake = undefined;
     this.timerAt = Infinity;
     const now = this.clock();
     this.uplink.tick(now);
-    for (const stack of this.stacks.keys()) stack.tick(now);
+    for (const stack of this.stacks.keys()) if (!this.locked.has(stack)) stack.tick(now);
     this.reschedule();
   }
 }

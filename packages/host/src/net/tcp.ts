@@ -1093,7 +1093,7 @@ export class TcpConnection {
    */
   private sackOption(payload: number): Array<[number, number]> | undefined {
     if (this.sackBlocks.length === 0) return undefined;
-    const room = payload === 0 ? maxSackBlocks : Math.min(maxSackBlocks, Math.floor((this.mss - payload - sackOptionBytes(0)) / 8));
+    const room = payload === 0 ? maxSackBlocks : Math.min(maxSackBlocks, Math.floor((this.mss - payload - sackOptionBytes(1) + 8) / 8));
     if (room <= 0) return undefined;
     const latest = this.sackBlocks.find(([start, end]) => this.lastOutOfOrder !== undefined && this.lastOutOfOrder >= start && this.lastOutOfOrder < end);
     const blocks = latest ? [latest] : [];
@@ -1144,7 +1144,7 @@ export class TcpConnection {
   private segmentSize(): number {
     if (!this.config.segmentOffload) return this.mss;
     const perMs = this.srtt ? this.cwnd / Math.max(this.srtt, 0.001) : 0;
-    const most = Math.floor(maxOffloadPayload / this.mss);
+    const most = Math.max(1, Math.floor(maxOffloadPayload / this.mss));
     return Math.min(Math.max(2, Math.floor(perMs / this.mss)), most) * this.mss;
   }
 
@@ -1171,7 +1171,8 @@ export class TcpConnection {
       const hole = this.scoreboard.holeAt(from, this.sndMax);
       if (hole && hole[0] < lost) {
         this.highRxt = hole[0] + this.retransmitFrom(hole[0], false, hole[1]);
-      } else if (!this.sendNext(now, this.sndUna + this.sndWnd)) {
+      } else if (!this.sendNext(now, Math.min(this.sndUna + this.sndWnd, this.sndNxt + this.cwnd - (outstanding - lostUnsent)))) {
+        // new data as far as the pipe has room: an offloaded segment must not overfill it
         return;
       }
     }

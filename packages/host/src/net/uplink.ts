@@ -204,16 +204,21 @@ export class UplinkPort implements BridgePort {
     const frames = this.spec.loss > 0 || this.spec.jitter > 0 ? segmentFrame(frame) : [frame];
     for (const piece of frames) {
       const wire = onWire(piece);
-      if (!this.shaper.enqueue(cls, { byteLength: wire.bytes, packets: wire.packets, frame: piece, cls })) {
-        this.counters.queueDrops += wire.packets;
-        continue;
-      }
-      this.waiting += 1;
-      const before = this.queued.get(cls) ?? 0;
-      this.queued.set(cls, before + 1);
-      if (before === 0) this.allowed = undefined;
+      if (this.enqueue(cls, piece, wire)) continue;
+      // a segment the queue has no room for whole goes in as its packets, as far as they fit (tail drop)
+      if (wire.packets === 1) this.counters.queueDrops += 1;
+      else for (const packet of segmentFrame(piece)) if (!this.enqueue(cls, packet, onWire(packet))) this.counters.queueDrops += 1;
     }
     this.pump(now);
+  }
+
+  private enqueue(cls: string, frame: Uint8Array, wire: { packets: number; bytes: number }): boolean {
+    if (!this.shaper.enqueue(cls, { byteLength: wire.bytes, packets: wire.packets, frame, cls })) return false;
+    this.waiting += 1;
+    const before = this.queued.get(cls) ?? 0;
+    this.queued.set(cls, before + 1);
+    if (before === 0) this.allowed = undefined;
+    return true;
   }
 
   /** From the fabric: a frame another host sent here. */
@@ -239,6 +244,11 @@ export class UplinkPort implements BridgePort {
    * owner's timer is armed for it (a timer is moved earlier, never later), so the tick can tell how late
    * the timer woke.
    */
+  /** When the next frame in flight ends its delay: the one time here worth waking for to the microsecond. */
+  nextArrivalAt(): number | undefined {
+    return this.flight[0]?.at;
+  }
+
   nextTimerAt(): number | undefined {
     const now = this.clock();
     const next = Math.min(this.shaper.nextReadyAt(now), this.flight[0]?.at ?? Infinity);

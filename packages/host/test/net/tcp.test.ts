@@ -72,7 +72,7 @@ class Net {
   watch?: () => void;
   private readonly events: { at: number; order: number; run: () => void }[] = [];
   /** the bottleneck: when each segment in it leaves, and what its tail dropped */
-  private departures: number[] = [];
+  private departures: Array<{ at: number; packets: number }> = [];
   bottleneckDrops = 0;
   private order = 0;
   private readonly random: () => number;
@@ -103,13 +103,15 @@ class Net {
     const arriving = decodeTcp(encodeTcp(this.rewrite?.(from, segment) ?? segment, src, dst), src, dst);
     const { bottleneck } = this.wire;
     if (bottleneck && from === 'a') {
-      this.departures = this.departures.filter((at) => at > this.now);
-      if (this.departures.length >= bottleneck.queue) {
+      // a segment larger than the MSS (offloaded) is the packets it cuts into, as the uplink counts it
+      const packets = Math.max(1, Math.ceil(segment.payload.length / 1460));
+      this.departures = this.departures.filter((d) => d.at > this.now);
+      if (this.departures.reduce((n, d) => n + d.packets, 0) + packets > bottleneck.queue) {
         this.bottleneckDrops++;
         return;
       }
-      const leaves = Math.max(this.now, this.departures.at(-1) ?? 0) + (segment.payload.length + 54) / bottleneck.bytesPerMs;
-      this.departures.push(leaves);
+      const leaves = Math.max(this.now, this.departures.at(-1)?.at ?? 0) + (segment.payload.length + 54 * packets) / bottleneck.bytesPerMs;
+      this.departures.push({ at: leaves, packets });
       this.at(leaves + this.wire.delayMs, () => this.deliver('b', arriving));
       return;
     }
@@ -703,25 +705,27 @@ test('segment offload: new data leaves in segments of about a millisecond of the
   t.true(plain.sent.a.every(({ segment }) => segment.payload.length <= mss));
 });
 
-test('slow start ends when the RTT grows (HyStart), before a deep queue at a 10 Mbit/s bottleneck overflows: no loss, the link kept busy', (t) => {
-  // 1250 bytes per ms, a queue of 1000 segments (1.2 s of sending), 1 ms each way
-  const net = new Net({ delayMs: 1, bottleneck: { bytesPerMs: 1250, queue: 1000 } });
-  const data = randomBytes(8 * MiB, 31);
-  const { a, b } = pair(net, { aToB: data });
-  let exitedAt: number | undefined;
-  net.watch = () => {
-    if (exitedAt === undefined && a.conn.info().ssthresh < 2 ** 31 - 1) exitedAt = a.conn.info().cwnd;
-  };
-  t.true(net.run(() => b.received === data.length, 60_000));
-  sameBytes(t, b.bytes(), data, 'a → b');
-  const ofLink = b.received / net.now / 1250;
-  t.log(`slow start ended at cwnd ${exitedAt} bytes; ${ofLink.toFixed(3)} of the link over ${(net.now / 1000).toFixed(1)} s; ${net.bottleneckDrops} drops`);
-  t.is(net.bottleneckDrops, 0);
-  t.is(a.conn.info().retransmits, 0);
-  t.true(exitedAt !== undefined && exitedAt < 1000 * 1460 / 4, 'well before the queue could overflow');
-  // payload over the wire's bytes (54 of headers a segment) is the most a stream can get
-  t.true(ofLink > 0.9 * (1460 / 1514), `${ofLink}`);
-});
+for (const segmentOffload of [false, true]) {
+  test(`slow start ends when the RTT grows (HyStart), before a deep queue at a 10 Mbit/s bottleneck overflows: no loss, the link kept busy${segmentOffload ? ' (segment offload)' : ''}`, (t) => {
+    // 1250 bytes per ms, a queue of 1000 segments (1.2 s of sending), 1 ms each way
+    const net = new Net({ delayMs: 1, bottleneck: { bytesPerMs: 1250, queue: 1000 } });
+    const data = randomBytes(8 * MiB, 31);
+    const { a, b } = pair(net, { aToB: data, config: { a: { segmentOffload } } });
+    let exitedAt: number | undefined;
+    net.watch = () => {
+      if (exitedAt === undefined && a.conn.info().ssthresh < 2 ** 31 - 1) exitedAt = a.conn.info().cwnd;
+    };
+    t.true(net.run(() => b.received === data.length, 60_000));
+    sameBytes(t, b.bytes(), data, 'a → b');
+    const ofLink = b.received / net.now / 1250;
+    t.log(`slow start ended at cwnd ${exitedAt} bytes; ${ofLink.toFixed(3)} of the link over ${(net.now / 1000).toFixed(1)} s; ${net.bottleneckDrops} drops`);
+    t.is(net.bottleneckDrops, 0);
+    t.is(a.conn.info().retransmits, 0);
+    t.true(exitedAt !== undefined && exitedAt < 1000 * 1460 / 4, 'well before the queue could overflow');
+    // payload over the wire's bytes (54 of headers a segment) is the most a stream can get
+    t.true(ofLink > 0.9 * (1460 / 1514), `${ofLink}`);
+  });
+}
 
 test('retransmission timeouts back off ×2 up to 120 s, then the connection fails with ETIMEDOUT', (t) => {
   const net = new Net({ delayMs: 10 });
