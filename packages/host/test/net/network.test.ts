@@ -12,8 +12,9 @@ import { UplinkPort } from '../../src/net/uplink.js';
 
 const clock = () => performance.now();
 
-test('a stream through an uplink whose queue holds 20 packets, less than one offloaded segment: every byte, in order', async (t) => {
-  const spec = { bandwidth: 1e9, delay: 0, jitter: 0, loss: 0, maxQueue: 20 };
+/** h1 and h2 on 1 gbit uplinks with queues of `maxQueue` packets, a container's namespace on each. */
+function twoHosts(maxQueue: number) {
+  const spec = { bandwidth: 1e9, delay: 0, jitter: 0, loss: 0, maxQueue };
   const nets: Record<string, HostNetwork> = {};
   const join = (from: string, other: string) => new HostNetwork(clock, spec, 1, (_to, frame) => setImmediate(() => nets[other]!.fromFabric(from, [frame])));
   nets['h1'] = join('h1', 'h2');
@@ -21,7 +22,12 @@ test('a stream through an uplink whose queue holds 20 packets, less than one off
   const sender = nets['h1'].stack('tx', () => {});
   const receiver = nets['h2'].stack('rx', () => {});
   nets['h1'].attach(sender, 'eth0', '10.0.0.1', '02:00:0a:00:00:01');
-  nets['h2'].attach(receiver, 'eth0', '10.0.0.2', '02:00:0a:00:00:02');
+  const receiverNic = nets['h2'].attach(receiver, 'eth0', '10.0.0.2', '02:00:0a:00:00:02');
+  return { nets, sender, receiver, receiverNic };
+}
+
+test('a stream through an uplink whose queue holds 20 packets, less than one offloaded segment: every byte, in order', async (t) => {
+  const { nets, sender, receiver } = twoHosts(20);
   const listener = receiver.socket('stream');
   receiver.bind(listener, 5201);
   receiver.listen(listener, 1);
@@ -71,15 +77,7 @@ test('an offloaded segment of 44 packets into a queue of 20: 20 packets queue, 2
 });
 
 test('a namespace locked for a checkpoint hears and says nothing, so its saved streams stay true; unlocked, it goes on', async (t) => {
-  const spec = { bandwidth: 1e9, delay: 0, jitter: 0, loss: 0, maxQueue: 1000 };
-  const nets: Record<string, HostNetwork> = {};
-  const join = (from: string, other: string) => new HostNetwork(clock, spec, 1, (_to, frame) => setImmediate(() => nets[other]!.fromFabric(from, [frame])));
-  nets['h1'] = join('h1', 'h2');
-  nets['h2'] = join('h2', 'h1');
-  const sender = nets['h1'].stack('tx', () => {});
-  const receiver = nets['h2'].stack('rx', () => {});
-  nets['h1'].attach(sender, 'eth0', '10.0.0.1', '02:00:0a:00:00:01');
-  const nic = nets['h2'].attach(receiver, 'eth0', '10.0.0.2', '02:00:0a:00:00:02');
+  const { nets, sender, receiver, receiverNic: nic } = twoHosts(1000);
   const listener = receiver.socket('stream');
   receiver.bind(listener, 7);
   receiver.listen(listener, 1);
