@@ -119,6 +119,8 @@ const tcpOptionKinds = { eol: 0, nop: 1, mss: 2, windowScale: 3, sackPermitted: 
 export const maxSackBlocks = 4;
 /** the option bytes `blocks` SACK blocks take, NOPs included */
 export const sackOptionBytes = (blocks: number): number => (blocks === 0 ? 0 : 4 + 8 * blocks);
+/** the most SACK blocks whose option (4 bytes, then 8 a block) fits in `bytes`; 0 when not even one does */
+export const sackBlocksWithin = (bytes: number): number => Math.max(0, Math.min(maxSackBlocks, Math.floor((bytes - 4) / 8)));
 
 // Big-endian fields, read and written in place: no DataView per header on the hot path.
 const u16 = (b: Uint8Array, i: number): number => (b[i]! << 8) | b[i + 1]!;

@@ -33,7 +33,7 @@
  * in one place.
  */
 import { SlicelabError, type ErrorCode } from '@slicelab/protocol';
-import { maxSackBlocks, maxWindowShift, sackOptionBytes, type TcpFlags, type TcpSegment } from './frame.js';
+import { maxSackBlocks, maxWindowShift, sackBlocksWithin, type TcpFlags, type TcpSegment } from './frame.js';
 
 export type TcpStateName =
   | 'CLOSED' | 'SYN_SENT' | 'SYN_RECEIVED' | 'ESTABLISHED' | 'FIN_WAIT_1' | 'FIN_WAIT_2' | 'CLOSE_WAIT'
@@ -1093,7 +1093,7 @@ export class TcpConnection {
    */
   private sackOption(payload: number): Array<[number, number]> | undefined {
     if (this.sackBlocks.length === 0) return undefined;
-    const room = payload === 0 ? maxSackBlocks : Math.min(maxSackBlocks, Math.floor((this.mss - payload - sackOptionBytes(1) + 8) / 8));
+    const room = payload === 0 ? maxSackBlocks : sackBlocksWithin(this.mss - payload);
     if (room <= 0) return undefined;
     const latest = this.sackBlocks.find(([start, end]) => this.lastOutOfOrder !== undefined && this.lastOutOfOrder >= start && this.lastOutOfOrder < end);
     const blocks = latest ? [latest] : [];
@@ -1167,11 +1167,12 @@ export class TcpConnection {
       const from = Math.max(this.highRxt, this.sndUna);
       const outstanding = this.sndMax - this.sndUna - this.scoreboard.sackedBetween(this.sndUna, this.sndMax);
       const lostUnsent = from < lost ? lost - from - this.scoreboard.sackedBetween(from, lost) : 0;
-      if (this.cwnd - (outstanding - lostUnsent) < this.mss) return;
+      const room = this.cwnd - (outstanding - lostUnsent);
+      if (room < this.mss) return;
       const hole = this.scoreboard.holeAt(from, this.sndMax);
       if (hole && hole[0] < lost) {
         this.highRxt = hole[0] + this.retransmitFrom(hole[0], false, hole[1]);
-      } else if (!this.sendNext(now, Math.min(this.sndUna + this.sndWnd, this.sndNxt + this.cwnd - (outstanding - lostUnsent)))) {
+      } else if (!this.sendNext(now, Math.min(this.sndUna + this.sndWnd, this.sndNxt + room))) {
         // new data as far as the pipe has room: an offloaded segment must not overfill it
         return;
       }
