@@ -1,6 +1,6 @@
 /** Flags shared by the container commands, and how `--arg k=v` and limit flags become requests. */
 import { Flags } from '@oclif/core';
-import { SlicelabError, formatSize } from '@slicelab/protocol';
+import { SlicelabError, formatSize, maxResources, resourceAttachments, resourceBindings, type Resource } from '@slicelab/protocol';
 import { unitFlags } from './base.js';
 
 export const argFlag = Flags.string({ multiple: true, description: 'program argument, k=v (repeatable)' });
@@ -49,4 +49,22 @@ export function cgroupWrites(flags: LimitValues): Record<string, string> {
 
 export function memoryText(current: number, max: number | null): string {
   return `${formatSize(current)} / ${max === null ? 'max' : formatSize(max)}`;
+}
+
+export const resourceFlag = Flags.string({
+  multiple: true,
+  description: `a resource it uses, NAME=BINDING:ATTACHMENT:VALUE (repeatable): binding ${resourceBindings.join('|')}, attachment ${resourceAttachments.join('|')}; migration moves, copies, references or rebinds it by the binding table`,
+});
+
+/** `--resource db=identifier:fastened:/srv/db` as the request's resource. */
+export function resources(specs: string[] | undefined): Array<Omit<Resource, 'location'>> {
+  if ((specs?.length ?? 0) > maxResources) throw new SlicelabError('EINVAL', `at most ${maxResources} --resource flags`);
+  return (specs ?? []).map((spec) => {
+    const match = /^([A-Za-z0-9_.-]{1,64})=([a-z]+):([a-z]+):(.+)$/.exec(spec);
+    if (!match) throw new SlicelabError('EINVAL', `--resource "${spec}" is not NAME=BINDING:ATTACHMENT:VALUE (e.g. db=identifier:fastened:/srv/db)`);
+    const [, name, binding, attachment, value] = match;
+    if (!(resourceBindings as readonly string[]).includes(binding!)) throw new SlicelabError('EINVAL', `--resource ${name}: binding "${binding}" is not ${resourceBindings.join(', ')}`);
+    if (!(resourceAttachments as readonly string[]).includes(attachment!)) throw new SlicelabError('EINVAL', `--resource ${name}: attachment "${attachment}" is not ${resourceAttachments.join(', ')}`);
+    return { name: name!, binding: binding as Resource['binding'], attachment: attachment as Resource['attachment'], value: value! };
+  });
 }

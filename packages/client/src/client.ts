@@ -10,10 +10,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { nuid, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import {
   SlicelabError, clusterSubjects, connectBus, decode, inboxPrefix, loadCredential, decodeImage, encode, errorMessage, listen, checkName, nameClaims, newCounters, receiveBytes, request,
-  sendBytes, validate,
+  sendBytes, validate, validateMigration, migrationDefaults,
   type BusAccess, type BusCounters, type ErrorCode, type Holder, type CaptureResult, type CgroupFiles, type CheckpointResult, type ClaimBucket, type ClusterSubjects, type ContainerInfo, type ContainerInspected,
   type ContainerOp, type ContainerRun, type Heartbeat, type HostArp, type HostEvent, type HostLinks, type HostList, type HostRecord, type HostStatus, type LinkSet,
-  type LinkSettings, type NetOp, type NicSettings, type ProcessInfo, type RestoreResult, type SchedulerTrace, type TransferStats,
+  type LinkSettings, type MigrateStart, type MigrationOp, type MigrationStats, type NetOp, type NicSettings, type ProcessInfo, type RestoreResult, type SchedulerTrace, type TransferStats,
 } from '@slicelab/protocol';
 import { findRun, runHealth, type RunFile } from '@slicelab/launcher';
 
@@ -374,6 +374,63 @@ export class ClusterClient {
     return claim.holder.host;
   }
 
+  /**
+   * Live migration (`virsh migrate --live`): starts moving a running container to `to` and returns its
+   * first statistics once the destination has agreed to take it; `waitForMigration` follows it to the end.
+   * Options default to QEMU's: precopy, 128 MiB/s, a 300 ms downtime limit.
+   */
+  async migrate(name: string, to: string, options: Partial<Omit<MigrateStart, 'name' | 'to'>> = {}): Promise<MigrationStats> {
+    const source = await this.locate(name);
+    const body: MigrateStart = {
+      name, to, mode: 'precopy', bandwidth: migrationDefaults.bandwidth, downtimeLimitMs: migrationDefaults.downtimeLimitMs, maxRounds: migrationDefaults.maxRounds,
+      autoConverge: false, postcopyAfter: null, timeoutMs: null, onTimeout: 'abort', ...options,
+    };
+    validateMigration.start(body);
+    return this.migrationRequest(source, 'start', body, validateMigration.stats, 30_000);
+  }
+
+  /** A migration's statistics now, asked of its source host; without an id, the host's latest. */
+  async migrationStatus(id: string, host?: string): Promise<MigrationStats> {
+    if (host) return this.migrationRequest(host, 'status', { id }, validateMigration.stats);
+    const found = (await this.migrations()).find((m) => m.id === id);
+    if (!found) throw new SlicelabError('ENOENT', `no migration "${id}" in cluster "${this.cluster}" (migrate list shows them)`);
+    return found;
+  }
+
+  /** Recent migrations from every host that answers, oldest first. */
+  async migrations(): Promise<MigrationStats[]> {
+    const hosts = (await this.hosts()).filter((h) => h.state === 'up');
+    const lists = await Promise.all(hosts.map((h) => this.migrationRequest(h.name, 'list', {}, validateMigration.list).catch(() => undefined)));
+    return lists.flatMap((list) => list?.migrations ?? []).sort((a, b) => a['started-at'] - b['started-at']);
+  }
+
+  /** QEMU's migrate_cancel: before the commit the container stays on its source, running. */
+  async cancelMigration(id: string): Promise<MigrationStats> {
+    const migration = await this.migrationStatus(id);
+    return this.migrationRequest(migration.source, 'cancel', { id }, validateMigration.stats);
+  }
+
+  /** QEMU's migrate-start-postcopy: a hybrid migration goes on as postcopy after its current round. */
+  async startPostcopy(id: string): Promise<MigrationStats> {
+    const migration = await this.migrationStatus(id);
+    return this.migrationRequest(migration.source, 'postcopy', { id }, validateMigration.stats);
+  }
+
+  /** Polls a migration's statistics until it has ended (completed, failed or cancelled); `onProgress` sees each poll. */
+  async waitForMigration(started: MigrationStats, onProgress?: (stats: MigrationStats) => void, everyMs = 200): Promise<MigrationStats> {
+    let stats = started;
+    while (!['completed', 'failed', 'cancelled'].includes(stats.status)) {
+      onProgress?.(stats);
+      await sleep(everyMs);
+      stats = await this.migrationRequest(started.source, 'status', { id: started.id }, validateMigration.stats).catch((error: unknown) => {
+        // a source that stops answering for a while (a bus link lost) is asked again
+        if (error instanceof HostUnreachable) return stats;
+        throw error;
+      });
+    }
+    return stats;
+  }
+
   /** A new process in the container's namespaces (like docker exec). */
   async exec(name: string, program: string, args: Record<string, string | number> = {}): Promise<ProcessInfo> {
     return this.containerRequest(name, 'exec', { name, program, args }, validate.processInfo);
@@ -617,6 +674,12 @@ export class ClusterClient {
     return this.hostRequest(host, op, body, check).catch((error: unknown) => {
       if (error instanceof HostUnreachable) throw new HostUnreachable(error.code, `container "${name}" is on host ${host}, which ${error.why}`, error.why);
       throw error;
+    });
+  }
+
+  private async migrationRequest<R>(host: string, op: MigrationOp, body: unknown, check: (value: unknown) => R, timeoutMs = this.timeoutMs): Promise<R> {
+    return request(this.nc, this.subjects.migration(host, op), body, check, timeoutMs).catch((error: unknown) => {
+      throw this.noSuchHost(host, error);
     });
   }
 

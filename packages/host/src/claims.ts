@@ -33,6 +33,35 @@ export class NameClaims {
     }
   }
 
+  /** The revision of this host's claim on `name` (what a migration's destination takes over); ESTALE if it is not this host's. */
+  async held(name: string): Promise<number> {
+    const current = await this.bucket.read(name);
+    if (current?.holder.host !== this.host) throw new SlicelabError('ESTALE', `the container name "${name}" is not held by ${this.host} (${current ? `held by ${current.holder.host}` : 'free'})`);
+    return current.revision;
+  }
+
+  /**
+   * A migration's commit: the name passes to this host in one compare-and-set on the revision the source
+   * held, so at every moment exactly one host holds it. ESTALE when it changed since.
+   */
+  async takeOver(name: string, revision: number): Promise<number> {
+    try {
+      return await this.bucket.renew(name, { host: this.host, at: Date.now() }, revision);
+    } catch (error) {
+      throw new SlicelabError('ESTALE', `the container name "${name}" changed hands during the migration: ${errorMessage(error)}`, { cause: error });
+    }
+  }
+
+  /** A commit that could not start the container: the name goes back to `host`, the source, which runs it on. */
+  async handBack(name: string, revision: number, host: string): Promise<void> {
+    await this.bucket.renew(name, { host, at: Date.now() }, revision);
+  }
+
+  /** Who holds `name` now. */
+  async holder(name: string): Promise<string | undefined> {
+    return (await this.bucket.read(name))?.holder.host;
+  }
+
   /** Gives the name back, if this host holds it. */
   async release(name: string): Promise<void> {
     await this.bucket.release(name, (holder) => holder.host === this.host);

@@ -10,6 +10,7 @@
  * `clockOffset`. A restore sets the offset so that the clock continues from its value at the checkpoint,
  * as Linux's time namespaces let CRIU do, whatever the new host's own clock says.
  */
+import type { Resource } from '@slicelab/protocol';
 import type { ProgramArgs, Registers, Syscall, SyscallResult } from '@slicelab/programs';
 import type { CgroupLimits } from './cgroup.js';
 import { Pressure } from './cgroup.js';
@@ -24,8 +25,8 @@ export type ProcessState = 'runnable' | 'running' | 'sleeping' | 'io' | 'exited'
 
 /**
  * What a process off the run queue waits for: a sleep until a time on the host's clock, a disk request,
- * pages the OOM killer is freeing (killed processes still on a core give them back at their report), or
- * a socket.
+ * pages the OOM killer is freeing (killed processes still on a core give them back at their report),
+ * a socket, or a page that has not arrived yet.
  */
 export type Wait =
   /** `ret`: what the step sees on waking (a sleep call's is {ok: true}) */
@@ -33,7 +34,9 @@ export type Wait =
   | { kind: 'io'; op: 'read' | 'write'; bytes: number }
   | { kind: 'memory' }
   /** a socket call that would block (`call`), tried again when socket `fd` has news, until a time on the host's clock or for ever */
-  | { kind: 'net'; fd: number; call: NetCall; until?: number };
+  | { kind: 'net'; fd: number; call: NetCall; until?: number }
+  /** a page still on a migration's source (postcopy); the faulting step runs again with `ret` once it is here */
+  | { kind: 'page'; page: number; ret?: SyscallResult };
 
 /** the socket calls that may wait */
 export type NetCall = Extract<Syscall, { sys: 'recvfrom' | 'accept' | 'connect' | 'send' | 'recv' }>;
@@ -73,6 +76,8 @@ export interface ContainerSpec {
   program: string;
   args: ProgramArgs;
   hostname?: string;
+  /** what it uses and where each is (migration applies the binding table to them) */
+  resources?: Resource[];
 }
 
 export interface Region {
@@ -111,8 +116,12 @@ export class Container {
   sample?: { at: number; usage: number; percent: number };
   /** killed processes still on a core: their pages come back at their last report */
   readonly dying = new Set<Process>();
-  /** a checkpoint holds it frozen, whatever cgroup.freeze says */
+  /** a checkpoint or a migration's stop-and-copy holds it frozen, whatever cgroup.freeze says */
   checkpointing = false;
+  /** the id of the migration moving it away from this host */
+  migrating?: string;
+  /** postcopy, on the destination: asks the source for a page a process faulted on */
+  missing?: (page: number) => void;
 
   constructor(
     readonly id: number,

@@ -121,6 +121,11 @@ export class Core {
     }
   }
 
+  /** Starts the thread now if it has not started (a migration's destination, before the container arrives). */
+  warm(): void {
+    if (!this.worker && !this.closed) this.spawn();
+  }
+
   private post(message: ToCore): void {
     if (!this.worker) this.spawn();
     this.worker!.postMessage(message);

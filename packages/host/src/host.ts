@@ -16,7 +16,7 @@ import {
   Outcomes, SlicelabError, checkName, maxCaptureFrames, maxNics, clusterSubjects, connectBus, decode, decodeImage, encode, encodeImage, errorMessage, imageFormat, loadCredential, memoryDigest, newCounters,
   publish, receiveBytes, request, sendBytes, serve, validate, version,
   type BusAccess, type BusCounters, type CaptureResult, type CheckpointResult, type ContainerRun, type ClusterSubjects, type ContainerInspected, type HostInfo, type HostLoad, type HostSpec,
-  type HostStatus, type Logger, type NetCapture, type Receiver, type RestoreResult, type Validator,
+  type HostStatus, type Logger, type NetCapture, type Receiver, type RestoreResult, type Validator, validateMigration,
 } from '@slicelab/protocol';
 import { pageSize } from '@slicelab/programs';
 import { HostClaim, NameClaims } from './claims.js';
@@ -24,6 +24,7 @@ import { Leases, parseSubnet, type Lease } from './net/address.js';
 import { Fabric } from './net/fabric.js';
 import { Machine } from './machine.js';
 import { validateRecord } from './persist.js';
+import { Migrations } from './migration/migrations.js';
 
 export interface HostOptions {
   cluster: string;
@@ -73,6 +74,8 @@ export class Host {
   private readonly fabric: Fabric;
   /** the addresses of this host's nics, leased in the cluster */
   private readonly leases: Leases;
+  /** containers moving to and from this host */
+  private readonly migrations: Migrations;
   /** images being received, by transfer id, until restored or expired */
   private readonly images = new Map<string, { receiver: Receiver; expires: NodeJS.Timeout }>();
 
@@ -87,6 +90,7 @@ export class Host {
     this.leases = new Leases(nc, options.cluster, spec.name, parseSubnet(spec.subnet));
     this.subjects = clusterSubjects(options.cluster);
     this.claims = new NameClaims(nc, options.cluster, spec.name);
+    this.migrations = new Migrations({ nc, subjects: this.subjects, host: spec.name, machine: this.machine, names: this.claims, leases: this.leases, log });
     this.info = {
       ...options.spec, cluster: options.cluster, pid: process.pid, version, machine: hostname(), startedAt: Date.now(), instance: claim.instance,
     };
@@ -172,6 +176,7 @@ export class Host {
       clearTimeout(expires);
       receiver.cancel('the host is stopping');
     }
+    this.migrations.close();
     await this.machine.close();
     this.fabric.close();
     if (this.nc.isClosed()) return;
@@ -246,6 +251,18 @@ export class Host {
       answer(subjects.net(name, 'set-nic'), validate.nicSet, (r) => ({ host: name, ...this.machine.network.setNic(r.name, r.nic, r) })),
       answer(subjects.net(name, 'arp'), validate.noBody, () => this.machine.network.arp(name)),
       answer(subjects.net(name, 'capture'), validate.netCapture, (r) => this.capture(r)),
+      answer(subjects.migration(name, 'start'), validateMigration.start, (r) => this.migrations.start(r)),
+      answer(subjects.migration(name, 'status'), validateMigration.query, (r) => this.migrations.status(r.id)),
+      answer(subjects.migration(name, 'list'), validate.noBody, () => ({ host: name, migrations: this.migrations.list() })),
+      answer(subjects.migration(name, 'cancel'), validateMigration.ref, (r) => this.migrations.cancel(r.id)),
+      answer(subjects.migration(name, 'postcopy'), validateMigration.ref, (r) => this.migrations.postcopy(r.id)),
+      answer(subjects.migrate(name, 'prepare'), validateMigration.prepare, (r) => this.migrations.prepare(r)),
+      answer(subjects.migrate(name, 'pages'), validateMigration.batch, (r) => this.migrations.pages(r)),
+      answer(subjects.migrate(name, 'switchover'), validateMigration.switchover, (r) => this.migrations.switchover(r)),
+      answer(subjects.migrate(name, 'commit'), validateMigration.commit, (r) => this.migrations.commit(r.id)),
+      answer(subjects.migrate(name, 'finish'), validateMigration.finish, (r) => this.migrations.finish(r.id)),
+      answer(subjects.migrate(name, 'abort'), validateMigration.abort, (r) => this.migrations.abort(r.id, r.reason)),
+      answer(subjects.migrate(name, 'pull'), validateMigration.pull, (r) => this.migrations.pull(r.id, r.pages)),
     );
   }
 

@@ -12,7 +12,7 @@
  *   Disk: the virtual disk (disk.ts)
  *   persist.ts: the container record every part saves into and restores from
  */
-import { SlicelabError, addressSpaceDigest, type ContainerInfo, type DiskSpec, type Logger, type ProcessInfo, type Uplink } from '@slicelab/protocol';
+import { SlicelabError, addressSpaceDigest, type Resource, type ContainerInfo, type DiskSpec, type Logger, type ProcessInfo, type Uplink } from '@slicelab/protocol';
 import { getProgram, pageSize, programNames, type ProgramArgs } from '@slicelab/programs';
 import { cpuWeightRead, defaultLimits, readCgroupFile, writeCgroupFile, cgroupFiles, Pressure, type CgroupCounters, type CgroupLimits } from './cgroup.js';
 import { Container, exitCodes, type ContainerSpec, type CreditSetting, type Process } from './container.js';
@@ -52,7 +52,9 @@ export interface MachineOptions {
   log?: Logger;
 }
 
-export interface RunSpec extends ContainerSpec {
+export interface RunSpec extends Omit<ContainerSpec, 'resources'> {
+  /** resources it uses; they are on this host */
+  resources?: Array<Omit<Resource, 'location'>>;
   /** cgroup files to write before the first process starts: {"cpu.weight": "200", "memory.max": "256M"} */
   cgroup?: Record<string, string>;
   /**
@@ -78,6 +80,14 @@ const creditFiles = {
   'cpu.credit.mode': 'standard (held to baseline at zero balance) or unlimited (surplus credits, charged when not repaid)',
   'cpu.credit.stat': 'balance launch earned spent surplus charged, in credits (read-only)',
 } as const;
+
+/** A container made from a record but not yet running (Machine.stage). */
+export interface StagedContainer {
+  container: Container;
+  record: ContainerRecord;
+  /** record pid → this host's pid */
+  gpids: Map<number, number>;
+}
 
 /** How long a checkpoint waits for the container's quanta to end before it gives up. */
 const freezeTimeoutMs = 5000;
@@ -156,7 +166,8 @@ export class Machine {
     const slot = (spec.uidSlot ?? id) % uidSlots;
     const userns = new UserNamespace([{ inside: 0, outside: 100_000 + 65_536 * slot, length: 65_536 }]);
     const memory = GuestMemory.create(this.options.memory, this.hostMemory);
-    const container: Container = new Container(id, { name: spec.name, program: program.name, args: spec.args, hostname: spec.hostname }, userns, memory,
+    const resources = spec.resources?.map((r) => ({ ...r, location: this.options.host }));
+    const container: Container = new Container(id, { name: spec.name, program: program.name, args: spec.args, hostname: spec.hostname, resources }, userns, memory,
       new SchedGroup(id, limits.cpuWeight), new IoGroup(id, limits.ioWeight), limits, this.netns(spec.name, () => container));
     container.credit = credit;
     this.admit(container);
@@ -202,6 +213,7 @@ export class Machine {
 
   rm(name: string, force = false): void {
     const container = this.get(name);
+    if (container.migrating) throw new SlicelabError('EBUSY', `container "${name}" is being migrated (migration ${container.migrating}); cancel it first`);
     if (container.state === 'running') {
       if (!force) throw new SlicelabError('EBUSY', `container "${name}" is running; stop or kill it first, or remove it with --force`);
       this.processes.end(container, exitCodes.sigkill, 'removed');
@@ -278,13 +290,28 @@ export class Machine {
    * stays frozen for the caller to end once the image is safe (`end`).
    */
   async checkpoint(name: string): Promise<Checkpoint> {
-    const container = this.get(name);
-    if (container.state !== 'running') throw new SlicelabError('EINVAL', `container "${name}" is not running (${container.state}); only a running container can be checkpointed`);
-    if (container.checkpointing) throw new SlicelabError('EBUSY', `container "${name}" is being checkpointed already`);
     const began = clock();
+    await this.freeze(name);
+    const record = this.save(name);
+    const pages = this.get(name).memory.touchedCopy();
+    return { record, pages, frozenMs: clock() - began };
+  }
+
+  /**
+   * Holds a running container still for a checkpoint or a migration's stop-and-copy: no process of it
+   * runs once the quanta on the cores have ended, and its network is locked (`HostNetwork.lock`, as
+   * CRIU's dump does: frames for it are dropped, it sends nothing, its TCP timers wait, so no peer hears
+   * of bytes the saved streams never got). `thaw` lets it go on.
+   */
+  async freeze(name: string, migration?: string): Promise<void> {
+    const container = this.get(name);
+    if (container.migrating !== migration) throw new SlicelabError('EBUSY', `container "${name}" is being migrated (migration ${container.migrating})`);
+    if (container.state !== 'running') throw new SlicelabError('EINVAL', `container "${name}" is not running (${container.state}); only a running container can be checkpointed or migrated`);
+    if (container.checkpointing) throw new SlicelabError('EBUSY', `container "${name}" is being checkpointed or migrated already`);
+    if (container.missing) throw new SlicelabError('EBUSY', `container "${name}" is still receiving its pages (postcopy)`);
     container.checkpointing = true;
     this.scheduler.setFrozen(container.group, true);
-    const deadline = began + freezeTimeoutMs;
+    const deadline = clock() + freezeTimeoutMs;
     while (container.group.running > 0 || container.dying.size > 0) {
       if (clock() > deadline) {
         this.thaw(name);
@@ -293,10 +320,18 @@ export class Machine {
       await new Promise((resolve) => setTimeout(resolve, 1));
     }
     this.network.lock(container.net);
-    const now = clock();
-    const record = saveContainer(container, { now, wallMs: Date.now(), reference: this.scheduler.reference, deviceVtime: this.disk.vtime });
-    const pages = container.memory.touchedCopy();
-    return { record, pages, frozenMs: clock() - began };
+  }
+
+  /** The record of a frozen container (its pages are taken apart from it). */
+  save(name: string): ContainerRecord {
+    const container = this.get(name);
+    if (!container.checkpointing) throw new SlicelabError('EINVAL', `container "${name}" is not frozen`);
+    return saveContainer(container, { now: clock(), wallMs: Date.now(), reference: this.scheduler.reference, deviceVtime: this.disk.vtime });
+  }
+
+  /** The container's memory and control for a migration's source side (it stays on this host meanwhile). */
+  container(name: string): Container {
+    return this.get(name);
   }
 
   /** Lets a checkpointed container run on (leave-running, or an image that could not be delivered). */
@@ -315,6 +350,25 @@ export class Machine {
    * problem leaves this host as it was.
    */
   restore(record: ContainerRecord, pageSet: PageSet, name = record.name, digest?: string, nics: Lease[] = []): ContainerInfo {
+    this.checkRecord(record, name);
+    const lastPage = pageSet.pageNumbers.at(-1);
+    if (lastPage !== undefined && (lastPage + 1) * pageSize > record.memory.size) throw new SlicelabError('EINVAL', 'checkpoint image: a page lies outside the container\'s memory');
+    this.checkFits((record.limits as CgroupLimits).memoryMax, pageSet.pageNumbers.length * pageSize);
+    const memory = GuestMemory.restore(record.memory, pageSet, this.hostMemory);
+    if (!memory) throw this.noRoom(name, pageSet.pageNumbers.length * pageSize);
+    // the memory as restored, read before any process runs, must be the image's byte for byte
+    if (digest !== undefined && digestOf(memory).digest !== digest) {
+      memory.releaseHost();
+      throw new SlicelabError('EINVAL', `restored memory of "${name}" does not match the image's digest`);
+    }
+    const staged = this.stage(record, memory, name);
+    this.startStaged(staged, nics);
+    this.options.log?.info({ container: name, processes: record.processes.length, pages: pageSet.pageNumbers.length }, 'container restored');
+    return this.info(staged.container);
+  }
+
+  /** What a restore checks before it makes anything: programs, bitmaps, room for the address space, the name. */
+  checkRecord(record: ContainerRecord, name: string): void {
     if (this.containers.has(name)) throw new SlicelabError('EEXIST', `a container named "${name}" exists on this host`);
     for (const p of record.processes) this.program(p.program);
     const words = Math.ceil(Math.ceil(record.memory.size / pageSize) / 32) * 4;
@@ -322,26 +376,36 @@ export class Machine {
     if (record.memory.size > this.options.memory) {
       throw new SlicelabError('ENOMEM', `container "${name}" has ${record.memory.size} bytes of address space; this host has ${this.options.memory}`);
     }
-    const lastPage = pageSet.pageNumbers.at(-1);
-    if (lastPage !== undefined && (lastPage + 1) * pageSize > record.memory.size) throw new SlicelabError('EINVAL', 'checkpoint image: a page lies outside the container\'s memory');
+  }
+
+  /** A memory for a container arriving page by page (a migration's destination), on this host's memory. */
+  arrivingMemory(size: number): GuestMemory {
+    if (size > this.options.memory) throw new SlicelabError('ENOMEM', `the container has ${size} bytes of address space; this host has ${this.options.memory}`);
+    // a core thread takes tens of ms to start: not during the downtime
+    for (const core of this.cores) core.warm();
+    return GuestMemory.create(size, this.hostMemory);
+  }
+
+  /**
+   * Makes the container of `record` around `memory`, not yet running and not yet on the host: its
+   * network is locked and none of its processes is queued until `startStaged`; `discard` takes it back.
+   * On any error nothing is left and the memory is given back.
+   */
+  stage(record: ContainerRecord, memory: GuestMemory, name = record.name): StagedContainer {
     const limits = record.limits as CgroupLimits;
-    this.checkFits(limits.memoryMax, pageSet.pageNumbers.length * pageSize);
-    const memory = GuestMemory.restore(record.memory, pageSet, this.hostMemory);
-    if (!memory) throw this.noRoom(name, pageSet.pageNumbers.length * pageSize);
     const now = clock();
     const id = this.nextContainer++;
-    let container: Container | undefined;
-    let gpids: Map<number, number>;
+    let made: Container | undefined;
     try {
       const spec = { ...record.spec, name, hostname: record.hostname };
-      const made: Container = new Container(id, spec, new UserNamespace(record.uidMap), memory, new SchedGroup(id, limits.cpuWeight), new IoGroup(id, limits.ioWeight), limits,
-        this.netns(name, () => made));
-      container = made;
+      const container: Container = new Container(id, spec, new UserNamespace(record.uidMap), memory, new SchedGroup(id, limits.cpuWeight), new IoGroup(id, limits.ioWeight), limits,
+        this.netns(name, () => container));
+      made = container;
+      this.network.lock(container.net);
       container.rootfs = Rootfs.restore(record.rootfs);
       container.createdAt = record.createdAt;
       container.nextPid = record.nextPid;
       container.pidsPeak = record.pidsPeak;
-      container.clockOffset = record.clockMs - now;
       container.credit = this.parseCredit({ 'cpu.credit.size': record.credit.size, 'cpu.credit.mode': record.credit.mode });
       Object.assign(container.events, record.events);
       const wallMs = Date.now();
@@ -358,7 +422,7 @@ export class Machine {
       container.io.load(record.io, now, this.disk.vtime);
       container.net.load(record.net, now);
       // host pids are this host's: each process gets a new one, and its regions follow it
-      gpids = new Map(record.processes.map((p) => [p.pid, this.processes.newGpid()]));
+      const gpids = new Map(record.processes.map((p) => [p.pid, this.processes.newGpid()]));
       if (gpids.size !== record.processes.length) throw new SlicelabError('EINVAL', 'container record: two processes have one pid');
       for (const region of record.regions) {
         const owner = gpids.get(region.ownerPid);
@@ -367,23 +431,54 @@ export class Machine {
         }
         container.regions.set(region.addr, { addr: region.addr, bytes: region.bytes, owner });
       }
-      // the memory as restored, read before any process runs, must be the image's byte for byte
-      if (digest !== undefined && digestOf(memory).digest !== digest) throw new SlicelabError('EINVAL', `restored memory of "${name}" does not match the image's digest`);
-      this.admit(container);
-      // the nics come back with the addresses the host leased, their counters with them when it is the same one
-      nics.forEach((lease, i) => {
-        const saved = record.net.nics[i];
-        const nic = this.network.attach(container!.net, `eth${i}`, lease.ip, lease.mac, saved?.shaping ?? undefined);
-        if (saved?.ip === lease.ip) Object.assign(nic.counters, saved.counters);
-      });
+      return { container, record, gpids };
     } catch (error) {
-      if (container && this.containers.get(name) === container) this.evict(container);
-      else memory.releaseHost();
+      if (made) this.network.detach(made.net);
+      memory.releaseHost();
       throw error instanceof SlicelabError ? error : new SlicelabError('EINVAL', `container record: ${error instanceof Error ? error.message : String(error)}`);
     }
-    this.revive(container, record, gpids, now);
-    this.options.log?.info({ container: name, processes: record.processes.length, pages: pageSet.pageNumbers.length }, 'container restored');
-    return this.info(container);
+  }
+
+  /**
+   * Puts a staged container on the host and runs it: its nics come back with the addresses the host
+   * leased (their counters with them when it is the same one) and announce themselves (gratuitous ARP).
+   * `savedAt` (Date.now() when the record was saved) is for a live move: the container's clock and its
+   * sleeps go on through the downtime, as a machine's do; without it the clock continues from its value
+   * at the checkpoint (CRIU's time namespace).
+   */
+  startStaged(staged: StagedContainer, nics: Lease[], savedAt?: number): void {
+    const { container, record } = staged;
+    if (this.containers.has(container.name)) throw new SlicelabError('EEXIST', `a container named "${container.name}" exists on this host`);
+    const now = clock();
+    const elapsed = savedAt === undefined ? 0 : Math.max(0, Date.now() - savedAt);
+    container.clockOffset = record.clockMs + elapsed - now;
+    this.admit(container);
+    nics.forEach((lease, i) => {
+      const saved = record.net.nics[i];
+      const nic = this.network.attach(container.net, `eth${i}`, lease.ip, lease.mac, saved?.shaping ?? undefined);
+      if (saved?.ip === lease.ip) Object.assign(nic.counters, saved.counters);
+    });
+    this.network.unlock(container.net);
+    this.revive(container, record, staged.gpids, now, elapsed);
+  }
+
+  /** Gives back what a staged container held. */
+  discard(staged: StagedContainer): void {
+    this.network.detach(staged.container.net);
+    staged.container.memory.releaseHost();
+  }
+
+  /** A page a process of `container` waited for has arrived (postcopy): it runs again. */
+  pageArrived(container: Container, page: number): void {
+    this.processes.pageArrived(container, page);
+  }
+
+  /** Ends a container whose name and addresses went to another host (a migration's source, after commit). */
+  release(name: string): void {
+    const container = this.get(name);
+    container.checkpointing = false;
+    if (container.state === 'running') this.processes.end(container, exitCodes.sigkill, 'migrated');
+    this.evict(container);
   }
 
   async close(): Promise<void> {
@@ -396,7 +491,7 @@ export class Machine {
   }
 
   /** Puts the restored processes back where they were: on the run queue, asleep for what was left, on the disk or on a socket. */
-  private revive(container: Container, record: ContainerRecord, gpids: Map<number, number>, now: number): void {
+  private revive(container: Container, record: ContainerRecord, gpids: Map<number, number>, now: number, elapsed: number): void {
     for (const saved of record.processes) {
       const ret = saved.ret ?? undefined;
       const process: Process = {
@@ -406,10 +501,10 @@ export class Machine {
       };
       this.processes.add(process);
       const wait = saved.wait;
-      if (wait?.kind === 'sleep') this.processes.wait(process, { kind: 'sleep', until: now + wait.remainingMs, ret: wait.ret ?? undefined });
+      if (wait?.kind === 'sleep') this.processes.wait(process, { kind: 'sleep', until: now + wait.remainingMs - elapsed, ret: wait.ret ?? undefined });
       else if (wait?.kind === 'io') this.processes.wait(process, { kind: 'io', op: wait.op, bytes: wait.bytes });
       else if (wait?.kind === 'net') {
-        this.processes.wait(process, { kind: 'net', fd: wait.fd, call: wait.call, until: wait.remainingMs === null ? undefined : now + wait.remainingMs });
+        this.processes.wait(process, { kind: 'net', fd: wait.fd, call: wait.call, until: wait.remainingMs === null ? undefined : now + wait.remainingMs - elapsed });
         // what its socket held at the checkpoint is there to take at once
         this.processes.netReadable(container, wait.fd, (call) => attempt(container, call));
       }
@@ -639,6 +734,7 @@ export class Machine {
       pids: live.length, pidsMax: container.limits.pidsMax, uidMap: container.userns.toString(),
       nics: container.net.nics.map((nic) => ({ name: nic.name, ip: nic.ip, mac: nic.mac })),
       processes: live.map((p) => this.processInfo(p)),
+      resources: container.spec.resources ?? [], migrating: container.migrating,
     };
   }
 

@@ -364,6 +364,79 @@ export class GuestMemory implements MemoryAccess {
     return memory;
   }
 
+  isTouched(page: number): boolean {
+    return (Atomics.load(this.touched, page >>> 5) & (1 << (page & 31))) !== 0;
+  }
+
+  isPresent(page: number): boolean {
+    return (Atomics.load(this.present, page >>> 5) & (1 << (page & 31))) !== 0;
+  }
+
+  /** The touched bitmap as bytes, one bit per page (what a migration's switch-over carries). */
+  touchedBitmap(): Uint8Array {
+    return new Uint8Array(Int32Array.from(this.touched, (_, i) => Atomics.load(this.touched, i)).buffer);
+  }
+
+  /** Touched pages whose dirty bit is set, ascending: one precopy round's work (QEMU's dirty sync). */
+  dirtyPageNumbers(): Uint32Array {
+    const numbers: number[] = [];
+    for (let word = 0; word < this.dirty.length; word++) {
+      const bits = Atomics.load(this.dirty, word) & Atomics.load(this.touched, word);
+      if (bits === 0) continue;
+      for (let b = 0; b < 32; b++) if (bits & (1 << b)) numbers.push(word * 32 + b);
+    }
+    return Uint32Array.from(numbers);
+  }
+
+  /** The bytes of page `page`, in place (a view: valid while nobody writes it). */
+  pageView(page: number): Uint8Array {
+    return this.bytes.subarray(page * pageSize, (page + 1) * pageSize);
+  }
+
+  /**
+   * A migrated page lands here (`bytes`, or zeros for a zero page): charged on first arrival, its bytes
+   * stored, and only then marked present, so a core that waited for it reads the whole page. False,
+   * with nothing charged, when the host has no room for it.
+   */
+  receivePage(page: number, bytes: Uint8Array | undefined): boolean {
+    const word = page >>> 5;
+    const bit = 1 << (page & 31);
+    if (!(Atomics.load(this.touched, word) & bit)) {
+      if (!this.host.charge(1)) return false;
+      Atomics.or(this.touched, word, bit);
+      const now = Atomics.add(this.control, Ctl.Current, 1) + 1;
+      if (now > Atomics.load(this.control, Ctl.Peak)) Atomics.store(this.control, Ctl.Peak, now);
+    }
+    if (bytes) this.bytes.set(bytes, page * pageSize);
+    else this.bytes.fill(0, page * pageSize, (page + 1) * pageSize);
+    Atomics.or(this.present, word, bit);
+    return true;
+  }
+
+  /**
+   * Postcopy: page `page` is the container's (charged, touched) but still on the source; a process that
+   * touches it faults ('missing') until `receivePage`. False when the host has no room for it.
+   */
+  markMissing(page: number): boolean {
+    const word = page >>> 5;
+    const bit = 1 << (page & 31);
+    if (!(Atomics.load(this.touched, word) & bit)) {
+      if (!this.host.charge(1)) return false;
+      Atomics.or(this.touched, word, bit);
+      Atomics.add(this.control, Ctl.Current, 1);
+    }
+    Atomics.and(this.present, word, ~bit);
+    return true;
+  }
+
+  /** A migrated memory takes on the counters of the record it moved with; its dirty bits start clean. */
+  adopt(state: MemoryState): void {
+    Atomics.store(this.control, Ctl.Peak, Math.max(Atomics.load(this.control, Ctl.Current), state.peakPages));
+    Atomics.store(this.control, Ctl.EventsMax, state.eventsMax);
+    Atomics.store(this.control, Ctl.PidsEvents, state.pidsEvents);
+    this.dirty.fill(0);
+  }
+
   /** Touched pages in [addr, addr+length): what a region really costs. */
   touchedPages(addr: number, length: number): number {
     let count = 0;

@@ -142,7 +142,13 @@ const NetRecord = Type.Object({
 const ContainerRecord = Type.Object({
   format: Type.Literal(recordFormat),
   name: Type.String(),
-  spec: Type.Object({ name: Type.String(), program: Type.String(), args: Args, hostname: Type.Optional(Type.String()) }),
+  spec: Type.Object({
+    name: Type.String(), program: Type.String(), args: Args, hostname: Type.Optional(Type.String()),
+    resources: Type.Optional(Type.Array(Type.Object({
+      name: Type.String(), binding: Type.Union([Type.Literal('identifier'), Type.Literal('value'), Type.Literal('type')]),
+      attachment: Type.Union([Type.Literal('unattached'), Type.Literal('fastened'), Type.Literal('fixed')]), value: Type.String(), location: Type.String(),
+    }))),
+  }),
   hostname: Type.String(),
   createdAt: Num,
   uidMap: Type.Array(Type.Object({ inside: Int, outside: Int, length: Type.Integer({ minimum: 1 }) }), { minItems: 1 }),
@@ -215,8 +221,8 @@ function saveProcess(process: Process, now: number): ProcessRecord {
   if (wait?.kind === 'sleep') saved = { kind: 'sleep', remainingMs: Math.max(0, wait.until - now), ret: wait.ret };
   else if (wait?.kind === 'io') saved = { kind: 'io', op: wait.op, bytes: wait.bytes };
   else if (wait?.kind === 'net') saved = { kind: 'net', fd: wait.fd, call: wait.call, remainingMs: wait.until === undefined ? null : Math.max(0, wait.until - now) };
-  // waiting for an OOM victim's pages is waiting to run: the step tries again on the other side
-  const state = process.state === 'running' || wait?.kind === 'memory' ? 'runnable' : process.state;
+  // waiting for an OOM victim's pages, or for a page in flight, is waiting to run: the step tries again on the other side
+  const state = process.state === 'running' || wait?.kind === 'memory' || wait?.kind === 'page' ? 'runnable' : process.state;
   if (state === 'exited') throw new RangeError(`process ${process.pid} has exited`);
   return {
     pid: process.pid, ppid: process.ppid, program: process.program, args: process.args, regs: process.regs, ret: process.ret,
@@ -231,7 +237,7 @@ export function saveContainer(container: Container, at: SaveClock): ContainerRec
   return {
     format: recordFormat,
     name: container.name,
-    spec: { ...container.spec },
+    spec: { ...container.spec, resources: container.spec.resources?.map((r) => ({ ...r })) },
     hostname: container.hostname,
     createdAt: container.createdAt,
     uidMap: container.userns.uidMap.map((m) => ({ ...m })),

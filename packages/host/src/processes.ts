@@ -73,6 +73,10 @@ export class Processes {
         // woken by the OOM killer once the pages it freed are back
         process.state = 'sleeping';
         return;
+      case 'page':
+        // woken when the page arrives (pageArrived)
+        process.state = 'sleeping';
+        return;
       case 'net':
         // woken by the socket (netReadable), or by the time running out
         process.state = 'sleeping';
@@ -90,6 +94,13 @@ export class Processes {
       if (process.wait?.kind !== 'net' || process.wait.fd !== fd) continue;
       const result = attempt(process.wait.call);
       if (result) this.ready(process, result);
+    }
+  }
+
+  /** Page `page` of `container` is here: the processes that faulted on it run again. */
+  pageArrived(container: Container, page: number): void {
+    for (const process of container.processes.values()) {
+      if (process.wait?.kind === 'page' && process.wait.page === page) this.ready(process, process.wait.ret);
     }
   }
 

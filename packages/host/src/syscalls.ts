@@ -44,7 +44,7 @@ export function carryOut(ctx: SyscallContext, process: Process, outcome: Outcome
     case 'free':
       return ctx.processes.ready(process, memoryCall(process, outcome));
     case 'fault':
-      return fault(ctx, process, outcome.kind, ret);
+      return fault(ctx, process, outcome.kind, outcome.page, ret);
     case 'io':
       return ctx.processes.wait(process, { kind: 'io', op: outcome.op, bytes: Math.max(0, outcome.bytes) });
     case 'fs':
@@ -113,13 +113,16 @@ function memoryCall(process: Process, call: Extract<Syscall, { sys: 'alloc' | 'f
   return { ok: true };
 }
 
-function fault(ctx: SyscallContext, process: Process, kind: 'oom' | 'host-oom' | 'missing', ret: SyscallResult | undefined): void {
+function fault(ctx: SyscallContext, process: Process, kind: 'oom' | 'host-oom' | 'missing', page: number, ret: SyscallResult | undefined): void {
   // the faulting step runs again with the input it had
   process.ret = ret;
   if (kind === 'oom') return ctx.oom.containerOom(process);
   if (kind === 'host-oom') return ctx.oom.hostOom(process, ctx.hostMemory.freeBytes, ctx.hostMemory.limitBytes);
-  // postcopy: the page is on its way; try again shortly
-  ctx.processes.wait(process, { kind: 'sleep', until: clock() + 1, ret });
+  // postcopy: this process alone waits, off the cores, until the page is pulled from the source
+  const container = process.container;
+  if (container.memory.isPresent(page)) return ctx.processes.ready(process, ret);
+  ctx.processes.wait(process, { kind: 'page', page, ret });
+  container.missing?.(page);
 }
 
 /** The `fs` system call, on the container's own rootfs (its mount namespace). */

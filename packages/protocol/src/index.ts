@@ -14,3 +14,4 @@ export * from './transfer.js';
 export * from './claims.js';
 export * from './pids.js';
 export * from './printable.js';
+export * from './migration.js';

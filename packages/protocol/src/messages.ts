@@ -144,6 +144,24 @@ const Args = Type.Record(Type.String({ maxLength: 64 }), Type.Union([Type.String
 const ProgramName = Type.String({ minLength: 1, maxLength: 64 });
 const CgroupValues = Type.Record(Type.String({ maxLength: 64 }), Type.String({ maxLength: 4096 }));
 
+/**
+ * A resource a container declares, for migration's binding table (Fuggetta et al.): bound by identifier
+ * (this very one), by value (any with these contents) or by type (any of this kind), and unattached
+ * (free to move), fastened (movable at a cost) or fixed (cannot move). `location` is the host it is on.
+ */
+export const resourceBindings = ['identifier', 'value', 'type'] as const;
+export const resourceAttachments = ['unattached', 'fastened', 'fixed'] as const;
+export const Resource = Type.Object({
+  name: Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' }),
+  binding: Type.Union(resourceBindings.map((b) => Type.Literal(b))),
+  attachment: Type.Union(resourceAttachments.map((a) => Type.Literal(a))),
+  value: Type.String({ minLength: 1, maxLength: 256 }),
+  location: Name,
+});
+export type Resource = Static<typeof Resource>;
+/** the most resources one container declares */
+export const maxResources = 16;
+
 export const ContainerRun = Type.Object({
   name: Name,
   program: ProgramName,
@@ -153,6 +171,8 @@ export const ContainerRun = Type.Object({
   hostname: Type.Optional(Name),
   /** nics in its net namespace (eth0, eth1, …), each with an address leased from the cluster's subnet; default 1 */
   nics: Type.Optional(Type.Integer({ minimum: 0, maximum: maxNics })),
+  /** resources it uses (their location is the host it runs on) */
+  resources: Type.Optional(Type.Array(Type.Omit(Resource, ['location']), { maxItems: maxResources })),
 });
 export type ContainerRun = Static<typeof ContainerRun>;
 
@@ -202,6 +222,9 @@ export const ContainerInfo = Type.Object({
   uidMap: Text,
   nics: Type.Array(NicInfo),
   processes: Type.Array(ProcessInfo),
+  resources: Type.Array(Resource),
+  /** the migration moving it away, while one does */
+  migrating: Type.Optional(Type.String({ maxLength: 64 })),
 });
 export type ContainerInfo = Static<typeof ContainerInfo>;
 

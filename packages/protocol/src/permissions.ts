@@ -3,7 +3,8 @@
  * credentials carry, which nats-server enforces. A subject is born with its permission here.
  *
  *   host h:    answers only `host.<h>.…` and discovery; says only `from.<h>.…`; sends image chunks to
- *              other hosts' transfer subjects and to requesters' inboxes; sends frames only as itself
+ *              other hosts' transfer subjects and to requesters' inboxes; speaks to other hosts' migration
+ *              peer subjects (`host.*.migrate.*`, not the admin's `migration.*`); sends frames only as itself
  *              (`frames.<h>.*`) and hears those for it and broadcasts; its own host claim, the container
  *              names and the address leases in JetStream
  *   launcher:  the registry: hears `from.*.…`, answers `hosts.list`, publishes host events, reads host claims
@@ -45,7 +46,7 @@ export function permissionsFor(cluster: string, who: Identity): Permissions {
       return {
         pub: {
           allow: [
-            s.fromAll(who.host), s.imageTransfer('*', '*'), s.frames(who.host, '*'), `_INBOX.${cluster}.>`, '$JS.API.INFO',
+            s.fromAll(who.host), s.imageTransfer('*', '*'), s.migrate('*', '*'), s.frames(who.host, '*'), `_INBOX.${cluster}.>`, '$JS.API.INFO',
             ...bucketUse(s.namesBucket), ...bucketUse(s.hostsBucket, who.host), ...bucketUse(s.leasesBucket),
           ],
         },

@@ -17,6 +17,10 @@
  *   slicelab.<cluster>.host.<host>.scheduler.trace  request TraceRequest → SchedulerTrace (for benchmarks)
  *   slicelab.<cluster>.host.<host>.net.<op>    request → HostLinks / LinkSettings / NicSettings / HostArp / CaptureResult
  *                                              op: links set-link set-nic arp capture (capture sends its pcap to a receiver)
+ *   slicelab.<cluster>.host.<host>.migration.<op>  request → MigrationStats / MigrationList (migration.ts)
+ *                                              op: start status list cancel postcopy (the host is the source)
+ *   slicelab.<cluster>.host.<host>.migrate.<op>    between the two hosts of a migration, the id in the body
+ *                                              op: prepare pages switchover commit finish abort (to the destination), pull (to the source)
  *   slicelab.<cluster>.from.<host>.register    request HostInfo → Registered   (launcher answers)
  *   slicelab.<cluster>.from.<host>.heartbeat   fire-and-forget Heartbeat, every second
  *   slicelab.<cluster>.from.<host>.left        fire-and-forget HostLeft, when the host stops
@@ -39,6 +43,11 @@ export type ContainerOp = (typeof containerOps)[number];
 export const netOps = ['links', 'set-link', 'set-nic', 'arp', 'capture'] as const;
 export type NetOp = (typeof netOps)[number];
 
+export const migrationOps = ['start', 'status', 'list', 'cancel', 'postcopy'] as const;
+export type MigrationOp = (typeof migrationOps)[number];
+export const migratePeerOps = ['prepare', 'pages', 'switchover', 'commit', 'finish', 'abort', 'pull'] as const;
+export type MigratePeerOp = (typeof migratePeerOps)[number];
+
 /** Who is on the bus: the launcher (registry), an admin (the CLI, the client library) or one host. */
 export type Identity = { role: 'launcher' } | { role: 'admin' } | { role: 'host'; host: string };
 
@@ -57,6 +66,9 @@ export function clusterSubjects(cluster: string) {
     schedulerSet: (host: string) => `${base}.host.${host}.scheduler.set`,
     schedulerTrace: (host: string) => `${base}.host.${host}.scheduler.trace`,
     net: (host: string, op: NetOp) => `${base}.host.${host}.net.${op}`,
+    migration: (host: string, op: MigrationOp) => `${base}.host.${host}.migration.${op}`,
+    /** `host` may be `*`: every host may speak to every other host's migration peer subjects */
+    migrate: (host: string, op: MigratePeerOp | '*') => `${base}.host.${host}.migrate.${op}`,
     fromAll: (host: string) => `${base}.from.${host}.>`,
     hostRegister: (host: string) => `${base}.from.${host}.register`,
     hostHeartbeat: (host: string) => `${base}.from.${host}.heartbeat`,

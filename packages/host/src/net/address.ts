@@ -5,7 +5,7 @@
  * Mininet's deterministic style), so MACs are unique wherever addresses are.
  */
 import type { NatsConnection } from '@nats-io/transport-node';
-import { SlicelabError, defaultSubnet, leaseClaims, type ClaimBucket } from '@slicelab/protocol';
+import { SlicelabError, defaultSubnet, errorMessage, leaseClaims, type ClaimBucket } from '@slicelab/protocol';
 import { ipFromNumber, ipToNumber } from './frame.js';
 
 export interface Subnet {
@@ -75,6 +75,23 @@ export class Leases {
     } catch (error) {
       if (error instanceof SlicelabError && error.code === 'EEXIST') throw new SlicelabError('EADDRINUSE', `${ip} is held by another nic`);
       throw error;
+    }
+    return { ip, mac: macFor(ip) };
+  }
+
+  /** The revision of this host's lease on `ip` (what a migration's destination takes over). */
+  async held(ip: string): Promise<number> {
+    const current = await this.bucket.read(ip);
+    if (current?.holder.host !== this.host) throw new SlicelabError('ESTALE', `${ip} is not leased by ${this.host}`);
+    return current.revision;
+  }
+
+  /** A migration's commit: the address passes to this host with its container, compare-and-set on `revision`. */
+  async takeOver(ip: string, revision: number, container: string, nic: string): Promise<Lease> {
+    try {
+      await this.bucket.renew(ip, { host: this.host, at: Date.now(), container, nic }, revision);
+    } catch (error) {
+      throw new SlicelabError('ESTALE', `the address ${ip} changed hands during the migration: ${errorMessage(error)}`, { cause: error });
     }
     return { ip, mac: macFor(ip) };
   }

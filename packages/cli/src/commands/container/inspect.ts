@@ -18,6 +18,8 @@ export default class ContainerInspect extends BaseCommand {
       this.say(`${info.name} on ${info.host}: ${info.state}${info.frozen ? ' (frozen)' : ''}, ${info.program}, hostname ${info.hostname}`);
       this.say(`memory ${memoryText(info.memoryCurrent, info.memoryMax)}, pids ${info.pids}/${info.pidsMax ?? 'max'}, cpu.weight ${info.cpuWeight}, uid_map ${info.uidMap}`);
       for (const p of info.processes) this.say(`  pid ${p.pid} (host ${p.gpid}) ${p.program} ${p.state} ${JSON.stringify(p.metrics)}`);
+      for (const r of info.resources) this.say(`  resource ${r.name}: ${r.value} on ${r.location} (by ${r.binding}, ${r.attachment})`);
+      if (info.migrating) this.say(`being migrated (migration ${info.migrating})`);
       if (info.digest !== undefined) this.say(`memory digest ${info.digest} (${info.pages} pages)`);
       return info;
     } finally {
