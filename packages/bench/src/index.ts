@@ -9,3 +9,4 @@ export * from './overhead.js';
 export * from './paired.js';
 export * from './checkpoint.js';
 export * from './network.js';
+export * from './migration.js';

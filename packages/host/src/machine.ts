@@ -367,13 +367,16 @@ export class Machine {
     return this.info(staged.container);
   }
 
-  /** What a restore checks before it makes anything: programs, bitmaps, room for the address space, the name. */
-  checkRecord(record: ContainerRecord, name: string): void {
+  /**
+   * What a restore checks before it makes anything: programs, bitmaps, room for the address space (not
+   * for a migration, whose destination sized the memory it arrives in), the name.
+   */
+  checkRecord(record: ContainerRecord, name: string, addressSpace = true): void {
     if (this.containers.has(name)) throw new SlicelabError('EEXIST', `a container named "${name}" exists on this host`);
     for (const p of record.processes) this.program(p.program);
     const words = Math.ceil(Math.ceil(record.memory.size / pageSize) / 32) * 4;
     if (record.memory.dirty.length !== words || record.memory.present.length !== words) throw new SlicelabError('EINVAL', 'container record: memory bitmaps do not match its size');
-    if (record.memory.size > this.options.memory) {
+    if (addressSpace && record.memory.size > this.options.memory) {
       throw new SlicelabError('ENOMEM', `container "${name}" has ${record.memory.size} bytes of address space; this host has ${this.options.memory}`);
     }
   }
@@ -426,7 +429,7 @@ export class Machine {
       if (gpids.size !== record.processes.length) throw new SlicelabError('EINVAL', 'container record: two processes have one pid');
       for (const region of record.regions) {
         const owner = gpids.get(region.ownerPid);
-        if (owner === undefined || region.addr % pageSize !== 0 || region.addr + region.bytes > record.memory.size) {
+        if (owner === undefined || region.addr % pageSize !== 0 || region.addr + region.bytes > memory.size) {
           throw new SlicelabError('EINVAL', `container record: region at ${region.addr} is not valid`);
         }
         container.regions.set(region.addr, { addr: region.addr, bytes: region.bytes, owner });

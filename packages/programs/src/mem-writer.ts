@@ -7,6 +7,10 @@
  * sleep until the next page is due once caught up); with rate 0 it dirties 64 pages per step, flat out.
  * `passes` counts whole sweeps' worth of writes (pagesWritten / wssPages, rounded down).
  *
+ * With `fill=yes` every page of the working set is written once first, flat out (`filled` says when),
+ * and the rate counts from then: a live migration's benchmark gets its whole memory touched, then dirtied
+ * at the rate it asks for. `rate=idle` writes nothing more after the fill (an idle guest of that size).
+ *
  * The random pattern draws from a generator kept in the registers (seeded once from ctx.rand), so a step
  * that faults and runs again writes the very same pages with the very same stamps.
  */
@@ -19,29 +23,34 @@ export const pagesPerStep = 64;
 
 type MemWriterRegs = {
   wssPages: number;
-  /** pages per second; 0 = as fast as possible */
+  /** pages per second; 0 = as fast as possible; -1 = idle (no writes after the fill) */
   rate: number;
+  /** pages of the fill still to write (0 once filled, or without fill) */
+  toFill: number;
+  /** pagesWritten when the rate began */
+  base: number;
   random: boolean;
   phase: 'start' | 'alloc' | 'write';
   addr: number;
   /** when writing began (ctx.now), the origin of the rate */
   startMs: number;
   rng: number;
-  metrics: { pagesWritten: number; wssPages: number; passes: number };
+  metrics: { pagesWritten: number; wssPages: number; passes: number; filled: number };
 };
 
 export const memWriter = defineProgram<MemWriterRegs>({
   name: 'mem-writer',
-  description: 'dirty a working set at a rate (args: wss=64MiB, rate=0 pages/s (0 = flat out), pattern=seq|random)',
+  description: 'dirty a working set at a rate (args: wss=64MiB, rate=0 pages/s (0 = flat out, idle = none after the fill), pattern=seq|random, fill=no|yes)',
   init(args) {
-    const reader = new ArgReader('mem-writer', args, ['wss', 'rate', 'pattern']);
+    const reader = new ArgReader('mem-writer', args, ['wss', 'rate', 'pattern', 'fill']);
     const wssPages = Math.floor(reader.size('wss', '64MiB', pageSize) / pageSize);
-    const rate = reader.number('rate', 0, 0, 'pages per second');
+    const rate = args['rate'] === 'idle' ? -1 : reader.number('rate', 0, 0, 'pages per second, or idle');
     const pattern = reader.choice('pattern', 'seq', ['seq', 'random']);
+    const fill = reader.choice('fill', 'no', ['no', 'yes']) === 'yes';
     return {
-      wssPages, rate, random: pattern === 'random',
+      wssPages, rate, random: pattern === 'random', toFill: fill ? wssPages : 0, base: 0,
       phase: 'start', addr: -1, startMs: 0, rng: 0,
-      metrics: { pagesWritten: 0, wssPages, passes: 0 },
+      metrics: { pagesWritten: 0, wssPages, passes: 0, filled: fill ? 0 : 1 },
     };
   },
   step(regs, ctx) {
@@ -63,8 +72,23 @@ export const memWriter = defineProgram<MemWriterRegs>({
     }
 
     const now = ctx.now();
+    if (regs.toFill > 0) {
+      const first = regs.wssPages - regs.toFill;
+      const count = Math.min(pagesPerStep, regs.toFill);
+      for (let i = 0; i < count; i++) ctx.mem.writeU32(regs.addr + (first + i) * pageSize, (regs.metrics.pagesWritten + i + 1) >>> 0);
+      regs.toFill -= count;
+      regs.metrics.pagesWritten += count;
+      regs.metrics.passes = Math.floor(regs.metrics.pagesWritten / regs.wssPages);
+      if (regs.toFill === 0) {
+        regs.metrics.filled = 1;
+        regs.startMs = now;
+        regs.base = regs.metrics.pagesWritten;
+      }
+      return undefined;
+    }
+    if (regs.rate < 0) return { sys: 'sleep', ms: 1000 };
     const written = regs.metrics.pagesWritten;
-    const due = regs.rate > 0 ? Math.floor((regs.rate * (now - regs.startMs)) / 1000) : Infinity;
+    const due = regs.rate > 0 ? regs.base + Math.floor((regs.rate * (now - regs.startMs)) / 1000) : Infinity;
     const count = Math.min(pagesPerStep, due - written);
     let rng = regs.rng;
     for (let i = 0; i < count; i++) {
@@ -83,7 +107,7 @@ export const memWriter = defineProgram<MemWriterRegs>({
     regs.metrics.pagesWritten = total;
     regs.metrics.passes = Math.floor(total / regs.wssPages);
     if (total < due) return undefined;
-    const nextDueMs = regs.startMs + ((total + 1) * 1000) / regs.rate;
+    const nextDueMs = regs.startMs + ((total - regs.base + 1) * 1000) / regs.rate;
     return { sys: 'sleep', ms: Math.max(1, nextDueMs - now) };
   },
 });

@@ -127,6 +127,8 @@ export const MigratePrepare = Type.Object({
   mode: Mode,
   /** bytes of address space */
   size: Type.Integer({ minimum: 4096, multipleOf: 4096 }),
+  /** the end of its highest region or touched page: a smaller host may take it with an address space down to this */
+  highest: Type.Integer({ minimum: 0 }),
   /** touched pages now: what the destination must have room for */
   pages: Count,
   memoryMax: NullableNumber,

@@ -58,7 +58,12 @@ export class Incoming {
       throw new SlicelabError('ENOMEM', `memory.max of "${prepared.name}" (${prepared.memoryMax} bytes) is more than ${deps.host}'s memory (${deps.machine.options.memory} bytes)`);
     }
     if (deps.machine.has(prepared.name)) throw new SlicelabError('EEXIST', `a container named "${prepared.name}" exists on ${deps.host}`);
-    this.memory = deps.machine.arrivingMemory(prepared.size);
+    // its address space as large as it was, or as this host's memory if that is smaller and holds every region
+    const size = Math.min(prepared.size, deps.machine.options.memory);
+    if (prepared.highest > size) {
+      throw new SlicelabError('ENOMEM', `container "${prepared.name}" uses addresses up to ${prepared.highest}; ${deps.host} has ${deps.machine.options.memory} bytes of memory`);
+    }
+    this.memory = deps.machine.arrivingMemory(size);
     this.sink = new PageSink(this.memory);
     this.quiet = setTimeout(() => this.abort(`no word from ${prepared.source} for ${quietMs} ms`), quietMs);
   }
@@ -74,7 +79,8 @@ export class Incoming {
     const numbers = unpackNumbers(batch.numbers);
     const zeros = unpackNumbers(batch.zeros);
     if (this.phase === 'running') this.postcopyPages(numbers, batch.data, zeros);
-    else this.sink.apply(batch.seq, numbers, batch.data, zeros);
+    // a late copy of a precopy batch (sent again, its first ack lost): every batch had arrived before the switch-over
+    else if (this.phase === 'receiving') this.sink.apply(batch.seq, numbers, batch.data, zeros);
     return { seq: batch.seq };
   }
 
@@ -87,7 +93,7 @@ export class Incoming {
     }
     const record = validateRecord(decode(message.record));
     if (record.name !== this.prepared.name) throw new SlicelabError('EPROTO', `the record is of "${record.name}", not "${this.prepared.name}"`);
-    this.deps.machine.checkRecord(record, record.name);
+    this.deps.machine.checkRecord(record, record.name, false);
     this.sink.dropUntouched(message.touched);
     const missing = unpackNumbers(message.missing);
     if (message.postcopy) {

@@ -41,7 +41,7 @@ export class Migrations {
     } catch (error) {
       container.migrating = undefined;
       if (error instanceof SlicelabError && error.code === 'EUNAVAILABLE') {
-        throw new SlicelabError('EUNAVAILABLE', `host "${request.to}" does not answer: it is not in the cluster, or it is down`);
+        throw new SlicelabError('EHOSTUNREACH', `host "${request.to}" does not answer: it is not in the cluster, or it is down`);
       }
       throw error;
     }

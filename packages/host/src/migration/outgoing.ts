@@ -117,11 +117,14 @@ export class Outgoing {
       nameRevision: await this.deps.names.held(this.request.name),
       leases: await Promise.all(this.container.net.nics.map(async (nic) => ({ ip: nic.ip, revision: await this.deps.leases.held(nic.ip) }))),
     };
-    const pages = memory.touchedPageNumbers().length;
+    const touched = memory.touchedPageNumbers();
+    const pages = touched.length;
+    const regionsEnd = Math.max(0, ...[...this.container.regions.values()].map((r) => r.addr + r.bytes));
+    const highest = Math.max(regionsEnd, pages === 0 ? 0 : (touched[pages - 1]! + 1) * pageSize);
     this.ram.totalPages = pages;
     this.ram.remainingPages = pages;
     await this.peer('prepare', {
-      id: this.id, source: this.deps.host, name: this.request.name, mode: this.request.mode, size: memory.size, pages,
+      id: this.id, source: this.deps.host, name: this.request.name, mode: this.request.mode, size: memory.size, highest, pages,
       memoryMax: this.container.limits.memoryMax, processes: this.container.live().length,
     }, anyBody, peerTimeoutMs);
     this.setupMs = now() - this.began;
@@ -330,7 +333,7 @@ export class Outgoing {
   private async sendBatch(sent: number[], data: Buffer, zeros: number[], phase: 'precopy' | 'downtime' | 'postcopy', pages?: number[]): Promise<void> {
     if (sent.length + zeros.length === 0) return;
     const message = encode({ id: this.id, seq: this.seq++, numbers: packNumbers(sent), data, zeros: packNumbers(zeros) });
-    if (this.bucket && phase !== 'postcopy') {
+    if (this.bucket) {
       const at = this.bucket.readyAt(now(), message.length);
       if (at > now()) await sleep(at - now());
       this.bucket.take(message.length, now());
