@@ -130,6 +130,17 @@ export interface PageSet {
   pages: Uint8Array;
 }
 
+/**
+ * A copy of a shared bitmap, word by word with Atomics (a word another core sets meanwhile is either
+ * before or after, never torn). A plain loop: Int32Array.from with a mapping function goes through the
+ * iterator protocol and took 2.5–7 ms for the 8192 words of 1 GiB, inside a migration's downtime.
+ */
+function snapshot(words: Int32Array): Int32Array {
+  const copy = new Int32Array(words.length);
+  for (let i = 0; i < words.length; i++) copy[i] = Atomics.load(words, i);
+  return copy;
+}
+
 export class GuestMemory implements MemoryAccess {
   readonly size: number;
   readonly pages: number;
@@ -333,7 +344,7 @@ export class GuestMemory implements MemoryAccess {
   }
 
   save(): MemoryState {
-    const bitmap = (words: Int32Array) => new Uint8Array(Int32Array.from(words, (_, i) => Atomics.load(words, i)).buffer);
+    const bitmap = (words: Int32Array) => new Uint8Array(snapshot(words).buffer);
     return {
       size: this.size, peakPages: Atomics.load(this.control, Ctl.Peak), eventsMax: Atomics.load(this.control, Ctl.EventsMax),
       pidsEvents: Atomics.load(this.control, Ctl.PidsEvents), dirty: bitmap(this.dirty), present: bitmap(this.present),
@@ -374,7 +385,7 @@ export class GuestMemory implements MemoryAccess {
 
   /** The touched bitmap as bytes, one bit per page (what a migration's switch-over carries). */
   touchedBitmap(): Uint8Array {
-    return new Uint8Array(Int32Array.from(this.touched, (_, i) => Atomics.load(this.touched, i)).buffer);
+    return new Uint8Array(snapshot(this.touched).buffer);
   }
 
   /** Touched pages whose dirty bit is set, ascending: one precopy round's work (QEMU's dirty sync). */

@@ -1,7 +1,8 @@
 /**
  * The one codec for everything on the bus: msgpackr with plain maps (no shared record structures, so any
- * peer decodes any message without prior agreement). `encode` copies out of msgpackr's shared buffer,
- * because NATS may hold the bytes until its next flush.
+ * peer decodes any message without prior agreement). `encode` returns a view into msgpackr's buffer,
+ * which msgpackr never writes over (it starts a new buffer when one runs out), so NATS may hold the
+ * bytes until its next flush. (A Buffer's `slice()` is a view too: it copied nothing here.)
  */
 import { C1, Packr } from 'msgpackr';
 import { ProtocolError, errorMessage } from './errors.js';
@@ -9,7 +10,7 @@ import { ProtocolError, errorMessage } from './errors.js';
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: true });
 
 export function encode(value: unknown): Uint8Array {
-  return packr.pack(value).slice();
+  return packr.pack(value);
 }
 
 /** Decodes bytes off the bus; anything that is not one whole msgpack value is a ProtocolError. */

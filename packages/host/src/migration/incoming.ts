@@ -89,7 +89,7 @@ export class Incoming {
     this.heard();
     if (this.phase !== 'receiving') throw new SlicelabError('EINVAL', `migration ${this.id} is ${this.phase} here, not receiving`);
     for (let seq = 0; seq < message.batches; seq++) {
-      if (!this.sink.batches.has(seq)) throw new SlicelabError('EPROTO', `batch ${seq} of migration ${this.id} never arrived`);
+      if (!this.sink.batches.has(seq)) throw new SlicelabError('EPROTO', `batch ${seq} of migration ${this.id} has not arrived`);
     }
     const record = validateRecord(decode(message.record));
     if (record.name !== this.prepared.name) throw new SlicelabError('EPROTO', `the record is of "${record.name}", not "${this.prepared.name}"`);

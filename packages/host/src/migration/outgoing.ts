@@ -147,11 +147,12 @@ export class Outgoing {
       await this.restoreCpuMax();
       const memory = this.container.memory;
       const dirty = memory.dirtyPageNumbers();
+      // the last pages are on their way while the record is made: the switch-over follows them on the same connection
       if (!postcopy) {
         await this.sendPages(dirty, 'downtime');
         this.ram.remainingPages = 0;
       }
-      await this.window.drain();
+      const savedAt = Date.now();
       const record = this.deps.machine.save(this.request.name);
       const moved = moveResources(this.container.spec.resources ?? [], this.request.to);
       record.spec.resources = moved.resources;
@@ -160,10 +161,20 @@ export class Outgoing {
       // pages freed after they were sent are not in the container any more
       for (const page of this.ledger.outside(touched)) this.ledger.drop(page);
       const missing = postcopy ? this.needPages(dirty, touched) : [];
-      const ready = await this.peer('switchover', {
-        id: this.id, record: encode(record), touched, savedAt: Date.now(), postcopy, batches: this.seq, ...this.claims!,
+      const switchover = {
+        id: this.id, record: encode(record), touched, savedAt, postcopy, batches: this.seq, ...this.claims!,
         missing: packNumbers(missing), resources: this.resourceMoves,
-      }, validateMigration.ready, peerTimeoutMs);
+      };
+      let ready;
+      try {
+        ready = await this.peer('switchover', switchover, validateMigration.ready, peerTimeoutMs);
+      } catch (error) {
+        // a batch was lost and is being sent again: once every batch is acknowledged, the switch-over is asked again
+        if (!(error instanceof SlicelabError) || error.code !== 'EPROTO') throw error;
+        await this.window.drain();
+        ready = await this.peer('switchover', switchover, validateMigration.ready, peerTimeoutMs);
+      }
+      await this.window.drain();
       if (!postcopy) {
         this.digests = { source: this.ledger.digest(), destination: ready.digest };
 
