@@ -147,6 +147,7 @@ export class Incoming {
   async finish(): Promise<FinishResult> {
     if (this.finished) return this.finished;
     if (this.phase !== 'running') throw new SlicelabError('EINVAL', `migration ${this.id} is ${this.phase} here, not running`);
+    if (!this.here()) throw new SlicelabError('ENOENT', `container "${this.prepared.name}" was removed from ${this.deps.host} before its pages had all arrived`);
     if (this.missing.size > 0) throw new SlicelabError('EAGAIN', `${this.missing.size} pages are still missing on ${this.deps.host}`);
     this.phase = 'finished';
     const heartbeatMs = await this.heartbeatPause();
@@ -217,6 +218,8 @@ export class Incoming {
   /** Postcopy pages, pulled or pushed: each fills a page still missing, and the processes waiting on it run. */
   private postcopyPages(numbers: Uint32Array, data: Uint8Array, zeros: Uint32Array): void {
     const container = this.staged!.container;
+    // removed here meanwhile (rm --force): its pages have nowhere to go, and `finish` says so
+    if (!this.here()) return;
     const place = (page: number, bytes: Uint8Array | undefined) => {
       if (!this.missing.has(page)) return;
       this.sink.place(page, bytes);
@@ -251,6 +254,12 @@ export class Incoming {
       if (seen !== null || performance.now() > deadline) return seen;
       await sleep(1);
     }
+  }
+
+  /** Whether the container this migration made still runs on this host. */
+  private here(): boolean {
+    const { machine } = this.deps;
+    return machine.has(this.prepared.name) && machine.container(this.prepared.name) === this.staged?.container;
   }
 
   private heard(): void {
