@@ -10,6 +10,8 @@
  *   posted to a busy core, to follow its quantum (picked shortly before that quantum ends); the core
  *   starts a task only if its id is still there, and otherwise reports it at once as run for 0 ms, so the
  *   scheduler can take a posted task back by clearing the word.
+ * - preempt (32 bits): the host pid of a process whose quantum is to end after its current step (a
+ *   freeze); the core clears it when it acts on it, and then takes no renewal.
  */
 import type { ProgramArgs, Registers, Syscall, SyscallResult } from '@slicelab/programs';
 import type { MemoryShared } from './memory.js';

@@ -14,9 +14,10 @@ import { threadCpuClock } from './thread-cpu.js';
 import type { FromCore, Outcome, ToCore } from './core-protocol.js';
 
 const port = parentPort!;
-const shared = workerData as { renewal: SharedArrayBuffer; start: SharedArrayBuffer };
+const shared = workerData as { renewal: SharedArrayBuffer; start: SharedArrayBuffer; preempt: SharedArrayBuffer };
 const renewal = new BigInt64Array(shared.renewal);
 const start = new Int32Array(shared.start);
+const preemption = new Int32Array(shared.preempt);
 const memories = new Map<number, GuestMemory>();
 const clock = () => performance.timeOrigin + performance.now();
 
@@ -74,6 +75,7 @@ function run(task: Extract<ToCore, { kind: 'run' }>): void {
   for (;;) {
     let steps = 0;
     let outcome: Outcome;
+    let preempted = false;
     try {
       if (!program) throw new Error(`unknown program "${task.program}"`);
       if (!memory) throw new Error(`container ${task.container} has no memory on this core`);
@@ -90,6 +92,10 @@ function run(task: Extract<ToCore, { kind: 'run' }>): void {
           break;
         }
         if (clock() - began >= task.quantumMs) break;
+        if (Atomics.load(preemption, 0) === task.gpid && Atomics.compareExchange(preemption, 0, task.gpid, 0) === task.gpid) {
+          preempted = true;
+          break;
+        }
       }
     } catch (error) {
       memory?.endStep();
@@ -100,7 +106,7 @@ function run(task: Extract<ToCore, { kind: 'run' }>): void {
     const ended = clock();
     const cpu = cpuMs();
     const word = Atomics.load(renewal, 0);
-    const renewedAs = outcome === undefined && word >> 32n === BigInt(quantum) && Atomics.compareExchange(renewal, 0, word, 0n) === word
+    const renewedAs = outcome === undefined && !preempted && word >> 32n === BigInt(quantum) && Atomics.compareExchange(renewal, 0, word, 0n) === word
       ? Number(word & 0xffff_ffffn)
       : 0;
     port.postMessage({

@@ -44,6 +44,7 @@ export class Core {
   /** the words shared with the worker (see core-protocol.ts) */
   private readonly renewal = new BigInt64Array(new SharedArrayBuffer(8));
   private readonly start = new Int32Array(new SharedArrayBuffer(4));
+  private readonly preemption = new Int32Array(new SharedArrayBuffer(4));
   private lastQuantum = 0;
   private closed = false;
   /** when the core last reported, or began a task after being idle */
@@ -81,6 +82,14 @@ export class Core {
   renew(): void {
     const current = this.posted[0];
     if (current && this.detaching.length === 0) Atomics.store(this.renewal, 0, renewalWord(current.quantum, this.newQuantum()));
+  }
+
+  /**
+   * Ends the quantum of process `gpid` on this core after its current step, not when its time is up: a
+   * freeze for a checkpoint or a migration's stop-and-copy waits for one step, not for up to a quantum.
+   */
+  preempt(gpid: number): void {
+    Atomics.store(this.preemption, 0, gpid);
   }
 
   /** Takes back a renewal the core has not taken yet: the current quantum is the process's last. */
@@ -137,7 +146,7 @@ export class Core {
   }
 
   private spawn(): void {
-    this.worker = new Worker(coreEntry, { name: `core${this.index}`, workerData: { renewal: this.renewal.buffer, start: this.start.buffer } });
+    this.worker = new Worker(coreEntry, { name: `core${this.index}`, workerData: { renewal: this.renewal.buffer, start: this.start.buffer, preempt: this.preemption.buffer } });
     this.watchdog ??= setInterval(() => this.check(), 250).unref();
     this.worker.on('message', (message: FromCore) => {
       this.heardAt = performance.now();
@@ -145,7 +154,11 @@ export class Core {
       const current = this.posted[0];
       if (message.kind !== 'done' || current?.quantum !== message.quantum) return;
       if (message.renewedAs) current.quantum = message.renewedAs;
-      else this.posted.shift();
+      else {
+        this.posted.shift();
+        // a preemption that came after the quantum had ended must not cut the process's next one short
+        Atomics.compareExchange(this.preemption, 0, current.task.gpid, 0);
+      }
       current.report(message);
     });
     this.worker.on('error', (error) => this.replace(`core ${this.index} failed: ${error.message}`));

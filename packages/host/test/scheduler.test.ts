@@ -120,6 +120,11 @@ class SimCore {
     this.renewal = undefined;
   }
 
+  /** A freeze: the quantum of `gpid` ends now, as the real core ends it after the step it is in. */
+  preempt(gpid: number): void {
+    if (this.running?.posted.task.gpid === gpid) this.running.endsAt = this.host.clock.now;
+  }
+
   /** The task on the core, and the one posted to follow it, as the main thread knows them. */
   get current(): RunTask | undefined {
     return this.posted[0]?.task;

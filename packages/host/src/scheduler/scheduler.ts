@@ -226,7 +226,11 @@ export class Scheduler {
       this.record(group, 1, 0);
     }
     if (frozen) {
-      for (const core of this.cores) if (this.queued[core.index]?.process.group === group) this.withdraw(core);
+      for (const core of this.cores) {
+        if (this.queued[core.index]?.process.group === group) this.withdraw(core);
+        const running = this.onCore[core.index];
+        if (running?.group === group) core.preempt(running.gpid);
+      }
     }
     this.kick();
   }
