@@ -53,7 +53,8 @@ export function migrationSummary(m: MigrationStats): string {
     ['migration', `${m.id}: ${m.container} ${m.source} → ${m.destination}, ${m.mode}, ${m.status}`],
     ['total-time', `${ms(m['total-time'])} (setup-time ${ms(m['setup-time'])})`],
     ['downtime', `${ms(m.downtime)} (limit ${ms(m['downtime-limit'])}, expected ${ms(m['expected-downtime'])})` +
-      (m['observed-downtime'].heartbeat === null ? '' : `; a heartbeat inside saw ${ms(m['observed-downtime'].heartbeat)}`)],
+      (m['observed-downtime'].heartbeat === null ? '' : `; a heartbeat inside saw ${ms(m['observed-downtime'].heartbeat)}`) +
+      (m['observed-downtime'].network === null ? '' : `; a net-heartbeat inside missed its peer for ${ms(m['observed-downtime'].network)}`)],
     ['transferred', `${formatSize(m.ram.transferred)} of ${formatSize(m.ram.total)} touched, ${formatSize(m.ram.remaining)} remaining`],
     ['pages', `${m.ram.normal} normal, ${m.ram.duplicate} duplicate (zero, sent as numbers only)`],
     ['rate', `${m.ram.mbps.toFixed(1)} Mbit/s, ${m.ram['pages-per-second'].toFixed(0)} pages/s` +

@@ -107,8 +107,11 @@ export const MigrationStats = Type.Object({
   'cpu-throttle-percentage': Count,
   /** how often postcopy paused because the peer stopped answering, and went on when it came back */
   'postcopy-pauses': Count,
-  /** the pause a heartbeat process inside the container saw across the switch-over (ms), when it has one */
-  'observed-downtime': Type.Object({ heartbeat: NullableNumber }),
+  /**
+   * the pause seen across the switch-over (ms) by a `heartbeat` inside the container, and over the network
+   * by a `net-heartbeat` inside it (the gap in its peer's datagrams); null without such a process
+   */
+  'observed-downtime': Type.Object({ heartbeat: NullableNumber, network: NullableNumber }),
   digest: Type.Object({ source: Type.Union([Text, Type.Null()]), destination: Type.Union([Text, Type.Null()]) }),
   resources: Type.Array(ResourceMove),
   rounds: Type.Array(RoundStats),
@@ -174,6 +177,7 @@ export const MigrateFinish = Type.Object({ id: Id, digest: Text });
 export const FinishResult = Type.Object({
   digest: Text,
   heartbeatMs: NullableNumber,
+  networkMs: NullableNumber,
   faults: Count,
   faultLatency: Type.Union([Type.Object({ p50: NonNegative, p99: NonNegative }), Type.Null()]),
 });

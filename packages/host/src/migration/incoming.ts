@@ -24,7 +24,7 @@ import { macFor } from '../net/address.js';
 const quietMs = 60_000;
 /** how long a pull waits for its pages before asking again */
 const pullTimeoutMs = 1000;
-/** how long `finish` waits for a heartbeat inside the container to stamp after the switch-over */
+/** how long `finish` waits for the heartbeats inside the container to beat twice after the switch-over */
 const heartbeatWaitMs = 2000;
 
 type Phase = 'receiving' | 'staged' | 'running' | 'finished' | 'aborted';
@@ -46,8 +46,11 @@ export class Incoming {
   private finished?: FinishResult;
   paused = false;
   pauses = 0;
-  /** the heartbeat processes' last stamp before the switch-over, by pid */
-  private heartbeats = new Map<number, { stamps: number; pausedMs: number }>();
+  /**
+   * the probes inside the container, by pid, as the record had them: `heartbeat` counts its own stamps,
+   * `net-heartbeat` the datagrams it heard from its peer (the network's view of the pause)
+   */
+  private probes = new Map<number, { network: boolean; beats: number; pausedMs: number }>();
 
   constructor(private readonly deps: MigrationDeps, readonly prepared: MigratePrepare, private readonly onEnd: () => void) {
     const free = deps.machine.hostMemory.freeBytes;
@@ -109,9 +112,9 @@ export class Incoming {
     }
     this.memory.adopt(record.memory);
     for (const process of record.processes) {
-      if (process.program !== 'heartbeat') continue;
-      const metrics = (process.regs as { metrics?: { stamps?: number; pausedMs?: number } }).metrics;
-      this.heartbeats.set(process.pid, { stamps: metrics?.stamps ?? 0, pausedMs: metrics?.pausedMs ?? 0 });
+      if (process.program !== 'heartbeat' && process.program !== 'net-heartbeat') continue;
+      const network = process.program === 'net-heartbeat';
+      this.probes.set(process.pid, { network, beats: beats(process.regs, network), pausedMs: pausedMs(process.regs) });
     }
     this.staged = this.deps.machine.stage(record, this.memory);
     this.switchover = message;
@@ -150,12 +153,12 @@ export class Incoming {
     if (!this.here()) throw new SlicelabError('ENOENT', `container "${this.prepared.name}" was removed from ${this.deps.host} before its pages had all arrived`);
     if (this.missing.size > 0) throw new SlicelabError('EAGAIN', `${this.missing.size} pages are still missing on ${this.deps.host}`);
     this.phase = 'finished';
-    const heartbeatMs = await this.heartbeatPause();
+    const observed = await this.observedPauses();
     this.onEnd();
     const sorted = [...this.latencies].sort((a, b) => a - b);
     const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
     this.finished = {
-      digest: this.sink.ledger.digest(), heartbeatMs, faults: this.faults,
+      digest: this.sink.ledger.digest(), heartbeatMs: observed.heartbeat, networkMs: observed.network, faults: this.faults,
       faultLatency: sorted.length === 0 ? null : { p50: at(0.5), p99: at(0.99) },
     };
     return this.finished;
@@ -238,22 +241,31 @@ export class Incoming {
   }
 
   /**
-   * The pause a heartbeat inside the container saw across the switch-over: what its paused time grew by
-   * (each gap over two intervals counts, less one interval), read once it has stamped twice more.
+   * The pause the probes inside the container saw across the switch-over: what their paused time grew
+   * by (each gap over two intervals counts, less one interval), read once each has beaten twice more
+   * (or heard its peer twice more), the largest per kind.
    */
-  private async heartbeatPause(): Promise<number | null> {
+  private async observedPauses(): Promise<{ heartbeat: number | null; network: number | null }> {
+    const seen = { heartbeat: null as number | null, network: null as number | null };
     const container = this.staged?.container;
-    if (!container || this.heartbeats.size === 0) return null;
+    if (!container || this.probes.size === 0) return seen;
     const deadline = performance.now() + heartbeatWaitMs;
-    for (;;) {
-      let seen: number | null = null;
-      for (const [pid, before] of this.heartbeats) {
-        const metrics = (container.processes.get(pid)?.regs as { metrics?: { stamps?: number; pausedMs?: number } } | undefined)?.metrics;
-        if ((metrics?.stamps ?? 0) >= before.stamps + 2) seen = Math.max(seen ?? 0, (metrics?.pausedMs ?? 0) - before.pausedMs);
+    const waiting = new Map(this.probes);
+    while (waiting.size > 0 && performance.now() < deadline) {
+      for (const [pid, before] of waiting) {
+        const regs = container.processes.get(pid)?.regs;
+        if (!regs) {
+          waiting.delete(pid);
+          continue;
+        }
+        if (beats(regs, before.network) < before.beats + 2) continue;
+        const kind = before.network ? 'network' : 'heartbeat';
+        seen[kind] = Math.max(seen[kind] ?? 0, pausedMs(regs) - before.pausedMs);
+        waiting.delete(pid);
       }
-      if (seen !== null || performance.now() > deadline) return seen;
-      await sleep(1);
+      if (waiting.size > 0) await sleep(1);
     }
+    return seen;
   }
 
   /** Whether the container this migration made still runs on this host. */
@@ -265,4 +277,15 @@ export class Incoming {
   private heard(): void {
     if (this.phase === 'receiving' || this.phase === 'staged') this.quiet.refresh();
   }
+}
+
+type ProbeRegs = { metrics?: { stamps?: number; heard?: number; pausedMs?: number } };
+
+function beats(regs: unknown, network: boolean): number {
+  const metrics = (regs as ProbeRegs).metrics;
+  return (network ? metrics?.heard : metrics?.stamps) ?? 0;
+}
+
+function pausedMs(regs: unknown): number {
+  return (regs as ProbeRegs).metrics?.pausedMs ?? 0;
 }

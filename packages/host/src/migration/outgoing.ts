@@ -87,7 +87,7 @@ export class Outgoing {
   private originalCpuMax?: string;
   private resourceMoves: ResourceMove[] = [];
   private digests = { source: null as string | null, destination: null as string | null };
-  private heartbeatMs: number | null = null;
+  private observed = { heartbeat: null as number | null, network: null as number | null };
   private fault: { count: number; latency: { p50: number; p99: number } | null } = { count: 0, latency: null };
   private pauses = 0;
   private readonly ram = {
@@ -177,7 +177,6 @@ export class Outgoing {
       await this.window.drain();
       if (!postcopy) {
         this.digests = { source: this.ledger.digest(), destination: ready.digest };
-
         if (ready.digest !== this.digests.source) throw new Stop('failed', `memory digests differ: source ${this.digests.source}, destination ${ready.digest}`);
       }
       this.checkCancel();
@@ -187,20 +186,28 @@ export class Outgoing {
         this.state = 'postcopy-active';
         await this.postcopy();
       }
-      const finish = await this.finish(postcopy);
-      this.digests = { source: this.ledger.digest(), destination: finish.digest };
-      this.heartbeatMs = finish.heartbeatMs;
-      this.fault = { count: finish.faults, latency: finish.faultLatency };
+      const finish = await this.finish(postcopy).catch((error: unknown) => {
+        // precopy is over at the commit: what finish would add is only what the destination observed
+        if (postcopy) throw error;
+        this.deps.log.warn({ migration: this.id, err: errorMessage(error) }, 'the destination did not report what it observed');
+        return undefined;
+      });
+      if (finish) {
+        this.digests = { source: this.ledger.digest(), destination: postcopy ? finish.digest : this.digests.destination };
+        this.observed = { heartbeat: finish.heartbeatMs, network: finish.networkMs };
+        this.fault = { count: finish.faults, latency: finish.faultLatency };
+      }
       this.deps.machine.release(this.request.name);
-      if (finish.digest !== this.digests.source) throw new Stop('failed', `memory digests differ after postcopy: source ${this.digests.source}, destination ${finish.digest}`);
+      if (postcopy && finish!.digest !== this.digests.source) throw new Stop('failed', `memory digests differ after postcopy: source ${this.digests.source}, destination ${finish!.digest}`);
       this.state = 'completed';
       this.deps.log.info({ migration: this.id, container: this.request.name, to: this.request.to, downtimeMs: this.downtimeMs }, 'migration completed');
     } catch (error) {
       this.window.fail(error);
       if (this.committed) {
-        // the container is the destination's now: nothing to give back here
+        // the container is the destination's now: what is left of it here goes
         this.state = 'failed';
         this.error = errorMessage(error);
+        if (this.deps.machine.has(this.request.name) && this.deps.machine.container(this.request.name) === this.container) this.deps.machine.release(this.request.name);
       } else {
         this.state = error instanceof Stop ? error.state : 'failed';
         this.error = errorMessage(error);
@@ -281,7 +288,7 @@ export class Outgoing {
       'fault-latency': this.fault.latency,
       'cpu-throttle-percentage': this.convergence.throttle,
       'postcopy-pauses': this.pauses,
-      'observed-downtime': { heartbeat: this.heartbeatMs },
+      'observed-downtime': { ...this.observed },
       digest: this.digests,
       resources: this.resourceMoves,
       rounds: this.convergence.rounds.map((r) => ({ ...r })),
@@ -394,10 +401,17 @@ export class Outgoing {
   private async finish(postcopy: boolean) {
     for (;;) {
       try {
-        return await this.peer('finish', { id: this.id, digest: this.ledger.digest() }, validateMigration.finishResult, peerTimeoutMs);
+        const result = await this.peer('finish', { id: this.id, digest: this.ledger.digest() }, validateMigration.finishResult, peerTimeoutMs);
+        if (this.state === 'postcopy-paused') this.state = 'postcopy-active';
+        return result;
       } catch (error) {
-        const again = error instanceof SlicelabError && (error.code === 'EAGAIN' || error.code === 'ETIMEDOUT' || error.code === 'EUNAVAILABLE');
-        if (!postcopy || !again) throw error;
+        const code = error instanceof SlicelabError ? error.code : undefined;
+        if (!postcopy || (code !== 'EAGAIN' && code !== 'ETIMEDOUT' && code !== 'EUNAVAILABLE')) throw error;
+        // the destination is not there (EAGAIN: it still waits for a pulled page): postcopy waits for it to come back
+        if (code !== 'EAGAIN' && this.state === 'postcopy-active') {
+          this.state = 'postcopy-paused';
+          this.pauses++;
+        }
         await sleep(200);
       }
     }
