@@ -7,7 +7,8 @@
  *                 dirties random pages at the cell's rate (0: none, `rate=idle`), waited on until filled
  *   the watchers  a `heartbeat` inside it (interval 1 ms; the engine reports the pause it saw across the
  *                 switch-over as observed-downtime.heartbeat), and a `net-heartbeat` pair between it and
- *                 a container on h3 (the pause the peer saw, over the network)
+ *                 a container on h3 (the engine reports the gap the one inside saw in its peer's
+ *                 datagrams as observed-downtime.network; the bench reads what the peer saw)
  *   the move      after a second of running, migrate to h2 with the cell's mode, the bandwidth and the
  *                 downtime limit (precopy with auto-converge, hybrid going to postcopy after
  *                 `postcopyAfter` rounds), followed to its end
@@ -21,8 +22,10 @@
  *
  * Definitions. Total time, setup time, downtime and expected downtime are the engine's (`total-time` from
  * the request to the end, `downtime` from the freeze on h1 to the commit on h2). The heartbeat inside has
- * two figures: the engine's, its pause across the switch-over, and the bench's, what its pausedMs grew by
- * over the whole migration (a container starved of CPU while its pages go shows there). The peer's
+ * two figures: the engine's, what its pausedMs grew by from the switch-over to the migration's finish (in
+ * postcopy that is the end of the push, so it holds the push's delays too), and the bench's, what it grew
+ * by over the whole migration (every gap over 2 ms less 1 ms: wake-ups delayed while the hosts move pages
+ * show there). The peer's
  * figures are what its net-heartbeat's pausedMs and pauses grew by from just before the migration to a
  * few datagrams after its end (every gap over two intervals, 20 ms, less one interval: blind to pauses
  * under 20 ms, and counting any other pause of the link meanwhile), and the longest gap it heard since it
@@ -64,7 +67,7 @@ export const migrationBatchBytes = batchPages * pageSize;
 export const migrationAims = {
   /** an idle guest of this size at this bandwidth: total time within 10 % of its memory / bandwidth; any idle guest: downtime ≤ 50 ms (precopy, hybrid) */
   idle: { workingSetBytes: 256 * 1024 ** 2, bandwidth: 1e9, totalWithin: 0.1, downtimeMs: 50 },
-  /** at this dirty rate: completed, downtime ≤ 100 ms (every mode) */
+  /** at this dirty rate: completed, downtime ≤ 100 ms (precopy, hybrid: the modes whose rounds converge or not) */
   converging: { dirtyRate: 2000, downtimeMs: 100 },
   /** postcopy's downtime whatever the memory size */
   postcopyDowntimeMs: 30,
@@ -115,10 +118,12 @@ export interface MigrationCell {
   setupMs: number;
   downtimeMs: number | null;
   expectedDowntimeMs: number | null;
-  /** the pause the heartbeat inside saw across the switch-over (the engine's observed-downtime.heartbeat) */
+  /** the pause the heartbeat inside saw from the switch-over to the finish, in postcopy the push's end (the engine's observed-downtime.heartbeat) */
   heartbeatMs: number | null;
   /** what the heartbeat inside counted as paused over the whole migration (its pausedMs grown); null: not watched */
   heartbeatPausedMs: number | null;
+  /** the same for the gaps the net-heartbeat inside saw in its peer's datagrams (the engine's observed-downtime.network) */
+  networkMs: number | null;
   /** the peer's figures (see the module's definitions); null: not watched, or the peer heard nothing after the end */
   peer: PeerFigures | null;
   /** the container's touched memory when the migration began (ram.total) */
@@ -182,7 +187,7 @@ export interface MigrationBenchResult {
     idleTotalWithin10Percent: boolean | null;
     /** idle precopy and hybrid cells: completed, downtime ≤ 50 ms */
     idleDowntimeUnder50ms: boolean | null;
-    /** cells at 2,000 pages/s: completed, downtime ≤ 100 ms */
+    /** precopy and hybrid cells at 2,000 pages/s: completed, downtime ≤ 100 ms */
     convergesAt2000: boolean | null;
     /** cells dirtying at least effectiveBytesPerSecond: completed on their own before the deadline */
     aboveBandwidthEnds: boolean | null;
@@ -394,7 +399,7 @@ function cellOf(
   return {
     mode, dirtyRate, bandwidth, status: stats.status, ...(stats.error === undefined ? {} : { error: stats.error }), cutOff,
     totalMs: stats['total-time'], setupMs: stats['setup-time'], downtimeMs: stats.downtime, expectedDowntimeMs: stats['expected-downtime'],
-    heartbeatMs: stats['observed-downtime'].heartbeat, ...watched,
+    heartbeatMs: stats['observed-downtime'].heartbeat, networkMs: stats['observed-downtime'].network, ...watched,
     touchedBytes: stats.ram.total, transferredBytes: stats.ram.transferred, idealMs: idealMs(stats.ram.total, bandwidth),
     rounds: stats.ram['dirty-sync-count'], pageBytesPerSecond: roundBytes > 0 && roundMs > 0 ? (roundBytes * 1000) / roundMs : null,
     throttlePercent: stats['cpu-throttle-percentage'], postcopyRequests: stats.ram['postcopy-requests'], faultLatency: stats['fault-latency'],
@@ -403,54 +408,68 @@ function cellOf(
   };
 }
 
+/**
+ * Which cells each per-cell aim judges, given the rate pages leave at (effectiveBytesPerSecond). Postcopy
+ * has no rounds to converge and sends the memory after the switch-over, its pushes uncapped: its aim is
+ * the downtime alone.
+ */
+export const migrationAimCells = {
+  idle: (c: MigrationCell) => c.mode !== 'postcopy' && c.dirtyRate === 0,
+  converging: (c: MigrationCell) => c.mode !== 'postcopy' && c.dirtyRate === migrationAims.converging.dirtyRate,
+  aboveBandwidth: (c: MigrationCell, effectiveBytesPerSecond: number) => c.dirtyRate * pageSize >= effectiveBytesPerSecond,
+  postcopy: (c: MigrationCell) => c.mode === 'postcopy',
+};
+
 /** Each aim from the measured cells; null where no cell it applies to was measured. */
 function judge(
   o: MigrationBenchOptions, cells: MigrationCell[], uncapped: MigrationBenchResult['uncapped'], effectiveBytesPerSecond: number,
 ): MigrationBenchResult['aims'] {
-  const { idle: idleAim, converging, postcopyDowntimeMs, uncappedOfPlain } = migrationAims;
-  const verdict = (applies: MigrationCell[], ok: (c: MigrationCell) => boolean) => (applies.length === 0 ? null : applies.every(ok));
+  const { idle, converging, postcopyDowntimeMs, uncappedOfPlain } = migrationAims;
+  const verdict = (applies: (c: MigrationCell) => boolean, ok: (c: MigrationCell) => boolean) => {
+    const judged = cells.filter(applies);
+    return judged.length === 0 ? null : judged.every(ok);
+  };
   const downtimeAtMost = (limitMs: number) => (c: MigrationCell) => c.status === 'completed' && c.downtimeMs !== null && c.downtimeMs <= limitMs;
-  // postcopy sends the memory after the switch-over, its pushes uncapped: its aim is the downtime alone
-  const idleCells = cells.filter((c) => c.dirtyRate === 0 && c.mode !== 'postcopy');
-  const atIdleAim = o.memoryBytes === idleAim.workingSetBytes && o.bandwidth === idleAim.bandwidth;
+  const atIdleAim = o.memoryBytes === idle.workingSetBytes && o.bandwidth === idle.bandwidth;
   return {
     idleTotalWithin10Percent: atIdleAim
-      ? verdict(idleCells, (c) => c.status === 'completed' && c.idealMs !== null && Math.abs(c.totalMs - c.idealMs) <= idleAim.totalWithin * c.idealMs)
+      ? verdict(migrationAimCells.idle, (c) => c.status === 'completed' && c.idealMs !== null && Math.abs(c.totalMs - c.idealMs) <= idle.totalWithin * c.idealMs)
       : null,
-    idleDowntimeUnder50ms: verdict(idleCells, downtimeAtMost(idleAim.downtimeMs)),
-    convergesAt2000: verdict(cells.filter((c) => c.dirtyRate === converging.dirtyRate), downtimeAtMost(converging.downtimeMs)),
-    aboveBandwidthEnds: verdict(cells.filter((c) => c.dirtyRate * pageSize >= effectiveBytesPerSecond), (c) => c.status === 'completed' && !c.cutOff),
-    postcopyDowntimeUnder30ms: verdict(cells.filter((c) => c.mode === 'postcopy'), downtimeAtMost(postcopyDowntimeMs)),
+    idleDowntimeUnder50ms: verdict(migrationAimCells.idle, downtimeAtMost(idle.downtimeMs)),
+    convergesAt2000: verdict(migrationAimCells.converging, downtimeAtMost(converging.downtimeMs)),
+    aboveBandwidthEnds: verdict((c) => migrationAimCells.aboveBandwidth(c, effectiveBytesPerSecond), (c) => c.status === 'completed' && !c.cutOff),
+    postcopyDowntimeUnder30ms: verdict(migrationAimCells.postcopy, downtimeAtMost(postcopyDowntimeMs)),
     uncappedAtLeast70PercentOfPlain: uncapped.ofPlain.median >= uncappedOfPlain,
     digestsEqual: [...cells, ...uncapped.rounds.map((r) => r.cell)].every((c) => c.digestsEqual),
   };
 }
 
 /**
- * Two panels, dirty rate across, one line per mode: the downtime (with the heartbeat's pause and the
- * peer's longest gap as points, and the downtime limit), and the total time (with the memory at the
- * bandwidth).
- * Cells that did not complete are left out.
+ * Three panels, dirty rate across, one line per mode: the downtime (with the downtime limit), the total
+ * time (with the memory at the bandwidth), and, on a log axis, what the watchers saw: the heartbeat and
+ * the net-heartbeat inside across the switch-over, and the peer's longest gap (a figure of 0, no pause seen, has no place on
+ * a log axis and is left to the JSON). Cells that did not complete are left out.
  */
 async function writeMigrationChart(r: MigrationBenchResult, file: string): Promise<void> {
-  const observed = { heartbeat: 'heartbeat inside, switch-over', peer: 'peer, longest gap' };
   const done = r.cells.filter((c) => c.status === 'completed');
-  const downtimes = done.flatMap((c) => [
-    ...(c.downtimeMs === null ? [] : [{ mode: c.mode, dirtyRate: c.dirtyRate, measure: 'downtime', ms: c.downtimeMs }]),
-    ...(c.heartbeatMs === null ? [] : [{ mode: c.mode, dirtyRate: c.dirtyRate, measure: observed.heartbeat, ms: c.heartbeatMs }]),
-    ...(c.peer === null ? [] : [{ mode: c.mode, dirtyRate: c.dirtyRate, measure: observed.peer, ms: c.peer.longestGapMs }]),
-  ]);
-  const totals = done.map((c) => ({ mode: c.mode, dirtyRate: c.dirtyRate, ms: c.totalMs }));
+  const point = (c: MigrationCell, ms: number, measure?: string) => ({ mode: c.mode, dirtyRate: c.dirtyRate, ms, ...(measure ? { measure } : {}) });
+  const downtimes = done.flatMap((c) => (c.downtimeMs === null ? [] : [point(c, c.downtimeMs)]));
+  const totals = done.map((c) => point(c, c.totalMs));
+  const observedBy = { heartbeat: 'heartbeat inside, switch-over', network: 'net-heartbeat inside, switch-over', peer: 'peer, longest gap' };
+  const observed = done.flatMap((c) => [
+    ...(c.heartbeatMs === null ? [] : [point(c, c.heartbeatMs, observedBy.heartbeat)]),
+    ...(c.networkMs === null ? [] : [point(c, c.networkMs, observedBy.network)]),
+    ...(c.peer === null ? [] : [point(c, c.peer.longestGapMs, observedBy.peer)]),
+  ]).filter((d) => d.ms > 0);
   const x = { field: 'dirtyRate', type: 'ordinal', title: 'dirty rate (pages/s after the fill)', axis: { labelAngle: 0 } } as const;
   const color = { field: 'mode', type: 'nominal', title: 'mode', sort: ['precopy', 'postcopy', 'hybrid'] } as const;
-  const ideal = done.find((c) => c.idealMs !== null)?.idealMs ?? null;
-  // the downtime panel on symlog: downtimes of a few ms and a peer's gaps of seconds on one axis
-  const downtimeY = { field: 'ms', type: 'quantitative', scale: { type: 'symlog' } } as const;
-  const totalY = { field: 'ms', type: 'quantitative' } as const;
-  const rule = (y: typeof downtimeY | typeof totalY, ms: number, label: string) => [
+  const y = { field: 'ms', type: 'quantitative', title: 'ms' } as const;
+  const rule = (ms: number, label: string) => [
     { data: { values: [{ ms, label }] }, mark: { type: 'rule' as const, strokeDash: [4, 4], color: 'gray' }, encoding: { y } },
     { data: { values: [{ ms, label }] }, mark: { type: 'text' as const, align: 'left' as const, dx: 4, dy: -6, color: 'gray' }, encoding: { x: { value: 0 }, y, text: { field: 'label' } } },
   ];
+  const ideal = done.find((c) => c.idealMs !== null)?.idealMs ?? null;
+  const panel = { width: 300, height: 260 };
   const cap = r.bandwidth === null ? 'no cap' : formatRate(r.bandwidth);
   await writeChart({
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
@@ -461,29 +480,25 @@ async function writeMigrationChart(r: MigrationBenchResult, file: string): Promi
     },
     hconcat: [
       {
-        title: 'downtime',
-        width: 320, height: 260,
+        title: 'downtime', ...panel,
+        layer: [{ data: { values: downtimes }, mark: { type: 'line', point: true }, encoding: { x, y, color } }, ...rule(r.downtimeLimitMs, `downtime limit ${r.downtimeLimitMs} ms`)],
+      },
+      {
+        title: 'total time', ...panel,
         layer: [
-          {
-            data: { values: downtimes.filter((d) => d.measure === 'downtime') },
-            mark: { type: 'line', point: true },
-            encoding: { x, y: { ...downtimeY, title: 'ms' }, color },
-          },
-          {
-            data: { values: downtimes.filter((d) => d.measure !== 'downtime') },
-            mark: { type: 'point', size: 60 },
-            encoding: { x, y: downtimeY, color, shape: { field: 'measure', type: 'nominal', title: 'observed by', sort: [observed.heartbeat, observed.peer], legend: { labelLimit: 300 } } },
-          },
-          ...rule(downtimeY, r.downtimeLimitMs, `downtime limit ${r.downtimeLimitMs} ms`),
+          { data: { values: totals }, mark: { type: 'line', point: true }, encoding: { x, y, color } },
+          ...(ideal === null ? [] : rule(ideal, `memory / bandwidth ${ideal.toFixed(0)} ms`)),
         ],
       },
       {
-        title: 'total time',
-        width: 320, height: 260,
-        layer: [
-          { data: { values: totals }, mark: { type: 'line', point: true }, encoding: { x, y: { ...totalY, title: 'ms' }, color } },
-          ...(ideal === null ? [] : rule(totalY, ideal, `memory / bandwidth ${ideal.toFixed(0)} ms`)),
-        ],
+        title: 'what the watchers saw', ...panel,
+        data: { values: observed },
+        mark: { type: 'point', size: 60 },
+        encoding: {
+          x, color,
+          y: { ...y, scale: { type: 'log' } },
+          shape: { field: 'measure', type: 'nominal', title: 'observed by', sort: [observedBy.heartbeat, observedBy.network, observedBy.peer], legend: { labelLimit: 300 } },
+        },
       },
     ],
     resolve: { scale: { y: 'independent' } },

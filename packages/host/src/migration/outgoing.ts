@@ -49,6 +49,9 @@ export interface MigrationDeps {
   log: Logger;
 }
 
+/** --timeout passed during a precopy round */
+class TimedOut extends Error {}
+
 class Stop extends Error {
   constructor(readonly state: 'failed' | 'cancelled', message: string) {
     super(message);
@@ -98,6 +101,7 @@ export class Outgoing {
   private cursor = 0;
   private committed = false;
   private claims?: { nameRevision: number; leases: Array<{ ip: string; revision: number }> };
+  private readonly timeoutAt: number;
 
   constructor(private readonly deps: MigrationDeps, readonly request: MigrateStart, id: string) {
     this.id = id;
@@ -105,6 +109,7 @@ export class Outgoing {
     const cap = request.bandwidth === null ? undefined : request.bandwidth / 8;
     this.convergence = new Convergence(request, cap === undefined ? undefined : cap / 1000);
     this.ledger = new PageLedger(this.container.memory.pages);
+    this.timeoutAt = request.timeoutMs === null ? Infinity : this.began + request.timeoutMs;
     // a bucket of 10 ms of the cap, at least one batch
     if (cap !== undefined) this.bucket = new TokenBucket(cap, Math.max(batchPages * pageSize * 1.01, cap / 100), Math.max(batchPages * pageSize * 1.01, cap / 100));
   }
@@ -146,10 +151,16 @@ export class Outgoing {
       frozen = true;
       await this.restoreCpuMax();
       const memory = this.container.memory;
+      const touched = memory.touchedBitmap();
+      // pages freed after they were sent are not in the container any more
+      for (const page of this.ledger.outside(touched)) this.ledger.drop(page);
+      // what the destination lacks: pages dirtied since they were sent, and pages never sent (a round the timeout cut short)
       const dirty = memory.dirtyPageNumbers();
+      for (const page of dirty) this.ledger.drop(page);
+      const lacking = this.ledger.lacking(touched);
       // the last pages are on their way while the record is made: the switch-over follows them on the same connection
       if (!postcopy) {
-        await this.sendPages(dirty, 'downtime');
+        await this.sendPages(Uint32Array.from(lacking), 'downtime');
         this.ram.remainingPages = 0;
       }
       const savedAt = Date.now();
@@ -157,10 +168,7 @@ export class Outgoing {
       const moved = moveResources(this.container.spec.resources ?? [], this.request.to);
       record.spec.resources = moved.resources;
       this.resourceMoves = moved.moves;
-      const touched = memory.touchedBitmap();
-      // pages freed after they were sent are not in the container any more
-      for (const page of this.ledger.outside(touched)) this.ledger.drop(page);
-      const missing = postcopy ? this.needPages(dirty, touched) : [];
+      const missing = postcopy ? this.needPages(lacking) : [];
       const switchover = {
         id: this.id, record: encode(record), touched, savedAt, postcopy, batches: this.seq, ...this.claims!,
         missing: packNumbers(missing), resources: this.resourceMoves,
@@ -299,24 +307,25 @@ export class Outgoing {
   /** Precopy rounds while the container runs; true when they end in postcopy (hybrid), false for stop-and-copy. */
   private async precopy(): Promise<boolean> {
     const memory = this.container.memory;
-    const timeoutAt = this.request.timeoutMs === null ? Infinity : this.began + this.request.timeoutMs;
     let pages = memory.touchedPageNumbers();
     for (;;) {
       const before = { bytes: this.ram.transferred, at: now() };
       this.ram.remainingPages = pages.length;
-      await this.sendPages(pages, 'precopy');
-      await this.window!.drain();
+      try {
+        await this.sendPages(pages, 'precopy');
+        await this.window!.drain();
+      } catch (error) {
+        // the timeout cuts a round short (a round on a slow link may take minutes): its unsent pages go at the stop
+        if (!(error instanceof TimedOut)) throw error;
+        return this.timedOut();
+      }
       this.checkCancel();
       const dirty = memory.dirtyPageNumbers();
       this.ram.remainingPages = dirty.length;
       const decision = this.convergence.after({ pages: pages.length, bytes: this.ram.transferred - before.bytes, ms: now() - before.at, dirtyPages: dirty.length });
       this.expectedDowntimeMs = this.convergence.expectedDowntimeMs(dirty.length);
       if (this.postcopyAsked) return true;
-      if (now() >= timeoutAt) {
-        const action = this.request.onTimeout;
-        if (action === 'abort') throw new Stop('failed', `did not converge within ${this.request.timeoutMs} ms (--on-timeout abort)`);
-        return action === 'postcopy';
-      }
+      if (now() >= this.timeoutAt) return this.timedOut();
       if (decision.next === 'postcopy') return true;
       if (decision.next === 'stop-and-copy') return false;
       if (decision.throttle !== undefined) await this.throttle(decision.throttle);
@@ -324,11 +333,19 @@ export class Outgoing {
     }
   }
 
+  /** --timeout has passed in precopy: abort, go to postcopy (true) or stop and copy (false), as --on-timeout says. */
+  private timedOut(): boolean {
+    const action = this.request.onTimeout;
+    if (action === 'abort') throw new Stop('failed', `did not converge within ${this.request.timeoutMs} ms (--on-timeout abort)`);
+    return action === 'postcopy';
+  }
+
   /** Sends `pages` (reading each just before, which clears its dirty bit) in batches under the window and the cap. */
   private async sendPages(pages: Uint32Array, phase: 'precopy' | 'downtime' | 'postcopy'): Promise<void> {
     const memory = this.container.memory;
     for (let i = 0; i < pages.length; i += batchPages) {
       this.checkCancel();
+      if (phase === 'precopy' && now() >= this.timeoutAt) throw new TimedOut();
       const count = Math.min(batchPages, pages.length - i);
       const data = Buffer.allocUnsafeSlow(count * pageSize);
       const sent: number[] = [];
@@ -417,14 +434,9 @@ export class Outgoing {
     }
   }
 
-  /**
-   * Marks the pages the destination must get after the switch-over: touched, and never sent or dirtied
-   * since. Returns them, ascending.
-   */
-  private needPages(dirty: Uint32Array, touched: Uint8Array): number[] {
+  /** Postcopy: marks the pages the destination lacks, to be pushed or pulled after the switch-over. */
+  private needPages(pages: number[]): number[] {
     const need = new Uint8Array(this.container.memory.pages);
-    for (const page of dirty) this.ledger.drop(page);
-    const pages = this.ledger.lacking(touched);
     for (const page of pages) need[page] = 1;
     this.need = need;
     this.ram.remainingPages = pages.length;
