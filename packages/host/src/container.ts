@@ -118,6 +118,8 @@ export class Container {
   readonly dying = new Set<Process>();
   /** a checkpoint or a migration's stop-and-copy holds it frozen, whatever cgroup.freeze says */
   checkpointing = false;
+  /** being taken off the host whole: its pages go back at once, not region by region (no zeroing) */
+  evicting = false;
   /** the id of the migration moving it away from this host */
   migrating?: string;
   /** postcopy, on the destination: asks the source for a page a process faulted on */

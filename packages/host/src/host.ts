@@ -259,7 +259,6 @@ export class Host {
       answer(subjects.migrate(name, 'prepare'), validateMigration.prepare, (r) => this.migrations.prepare(r)),
       answer(subjects.migrate(name, 'pages'), validateMigration.batch, (r) => this.migrations.pages(r)),
       answer(subjects.migrate(name, 'switchover'), validateMigration.switchover, (r) => this.migrations.switchover(r)),
-      answer(subjects.migrate(name, 'commit'), validateMigration.commit, (r) => this.migrations.commit(r.id)),
       answer(subjects.migrate(name, 'finish'), validateMigration.finish, (r) => this.migrations.finish(r.id)),
       answer(subjects.migrate(name, 'abort'), validateMigration.abort, (r) => this.migrations.abort(r.id, r.reason)),
       answer(subjects.migrate(name, 'pull'), validateMigration.pull, (r) => this.migrations.pull(r.id, r.pages)),

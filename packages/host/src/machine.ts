@@ -216,6 +216,7 @@ export class Machine {
     if (container.migrating) throw new SlicelabError('EBUSY', `container "${name}" is being migrated (migration ${container.migrating}); cancel it first`);
     if (container.state === 'running') {
       if (!force) throw new SlicelabError('EBUSY', `container "${name}" is running; stop or kill it first, or remove it with --force`);
+      container.evicting = true;
       this.processes.end(container, exitCodes.sigkill, 'removed');
     }
     this.evict(container);
@@ -480,6 +481,7 @@ export class Machine {
   release(name: string): void {
     const container = this.get(name);
     container.checkpointing = false;
+    container.evicting = true;
     if (container.state === 'running') this.processes.end(container, exitCodes.sigkill, 'migrated');
     this.evict(container);
   }

@@ -141,6 +141,18 @@ function snapshot(words: Int32Array): Int32Array {
   return copy;
 }
 
+/** A bitmap's bytes as at most `words` 32-bit words (a bitmap off the bus may not be 4-byte aligned). */
+export function wordsOf(bitmap: Uint8Array, words: number): Int32Array {
+  const aligned = bitmap.byteOffset % 4 === 0 ? bitmap : new Uint8Array(bitmap);
+  return new Int32Array(aligned.buffer, aligned.byteOffset, Math.min(words, aligned.length >>> 2));
+}
+
+function popcount(word: number): number {
+  let v = word - ((word >>> 1) & 0x55555555);
+  v = (v & 0x33333333) + ((v >>> 2) & 0x33333333);
+  return (Math.imul((v + (v >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24);
+}
+
 export class GuestMemory implements MemoryAccess {
   readonly size: number;
   readonly pages: number;
@@ -438,6 +450,37 @@ export class GuestMemory implements MemoryAccess {
     }
     Atomics.and(this.present, word, ~bit);
     return true;
+  }
+
+  /**
+   * `markMissing` for every page of a bitmap (one bit per page), a word at a time: the switch-over of a
+   * postcopy marks every page of the container at once, inside the downtime. Returns the pages marked,
+   * or undefined (nothing changed) when the host has no room for the ones not yet charged.
+   */
+  markMissingPages(bitmap: Uint8Array): number | undefined {
+    const bits = wordsOf(bitmap, this.touched.length);
+    let charge = 0;
+    let marked = 0;
+    for (let w = 0; w < bits.length; w++) {
+      const word = bits[w]!;
+      if (word === 0) continue;
+      charge += popcount(word & ~Atomics.load(this.touched, w));
+      marked += popcount(word);
+    }
+    if (!this.host.charge(charge)) return undefined;
+    for (let w = 0; w < bits.length; w++) {
+      const word = bits[w]!;
+      if (word === 0) continue;
+      Atomics.or(this.touched, w, word);
+      Atomics.and(this.present, w, ~word);
+    }
+    Atomics.add(this.control, Ctl.Current, charge);
+    return marked;
+  }
+
+  /** The dirty bitmap as bytes, one bit per page. */
+  dirtyBitmap(): Uint8Array {
+    return new Uint8Array(snapshot(this.dirty).buffer);
   }
 
   /** A migrated memory takes on the counters of the record it moved with; its dirty bits start clean. */

@@ -116,7 +116,7 @@ export class Processes {
     process.exitCode = code;
     // a process still on a core keeps writing until its quantum ends: its memory goes back then
     if (onCore) container.dying.add(process);
-    else this.releaseRegions(process);
+    else if (!container.evicting) this.releaseRegions(process);
     container.reap(process);
     container.memory.setPidsCurrent(container.live().length);
     if (process.pid === 1) {

@@ -3,7 +3,7 @@
  * `query-migrate` names and units), and what the source and destination hosts say to each other.
  *
  *   client → source  host.<src>.migration.<op>  start status list cancel postcopy
- *   source → dest    host.<dst>.migrate.<op>    prepare pages switchover commit finish abort
+ *   source → dest    host.<dst>.migrate.<op>    prepare pages switchover (which commits) finish abort
  *   dest → source    host.<src>.migrate.pull    the pages a faulting process waits for (postcopy)
  *
  * Page numbers travel as little-endian u32 arrays in msgpack bin fields, the pages back to back in one
@@ -166,9 +166,11 @@ export const Switchover = Type.Object({
   /** the name claim's revision the destination takes over at commit, and the leases' */
   nameRevision: Count,
   leases: Type.Array(Type.Object({ ip: Text, revision: Count })),
-  /** postcopy: u32 LE numbers of the pages the destination lacks (never sent, or dirtied since) */
+  /** postcopy: a bitmap, one bit per page, of the pages the destination lacks (never sent, or dirtied since) */
   missing: Type.Uint8Array(),
   resources: Type.Array(ResourceMove),
+  /** precopy: the digest of every page sent, which the destination's must equal before it commits; null for postcopy */
+  digest: Type.Union([Text, Type.Null()]),
 });
 export type Switchover = Static<typeof Switchover>;
 export const SwitchoverReady = Type.Object({ digest: Text, missing: Count });
@@ -203,7 +205,6 @@ export const validateMigration = {
   abort: validator('MigrateAbort', MigrateAbort),
   pull: validator('PagePull', PagePull),
   pulled: validator('PulledPages', PulledPages),
-  commit: validator('MigrationRef', MigrationRef),
 };
 
 /** u32 page numbers as the bytes a batch carries them in, and back (a view when aligned). */

@@ -20,7 +20,7 @@
  *   slicelab.<cluster>.host.<host>.migration.<op>  request → MigrationStats / MigrationList (migration.ts)
  *                                              op: start status list cancel postcopy (the host is the source)
  *   slicelab.<cluster>.host.<host>.migrate.<op>    between the two hosts of a migration, the id in the body
- *                                              op: prepare pages switchover commit finish abort (to the destination), pull (to the source)
+ *                                              op: prepare pages switchover (and commit) finish abort (to the destination), pull (to the source)
  *   slicelab.<cluster>.from.<host>.register    request HostInfo → Registered   (launcher answers)
  *   slicelab.<cluster>.from.<host>.heartbeat   fire-and-forget Heartbeat, every second
  *   slicelab.<cluster>.from.<host>.left        fire-and-forget HostLeft, when the host stops
@@ -45,7 +45,7 @@ export type NetOp = (typeof netOps)[number];
 
 export const migrationOps = ['start', 'status', 'list', 'cancel', 'postcopy'] as const;
 export type MigrationOp = (typeof migrationOps)[number];
-export const migratePeerOps = ['prepare', 'pages', 'switchover', 'commit', 'finish', 'abort', 'pull'] as const;
+export const migratePeerOps = ['prepare', 'pages', 'switchover', 'finish', 'abort', 'pull'] as const;
 export type MigratePeerOp = (typeof migratePeerOps)[number];
 
 /** Who is on the bus: the launcher (registry), an admin (the CLI, the client library) or one host. */

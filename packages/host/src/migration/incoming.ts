@@ -36,14 +36,15 @@ export class Incoming {
   private staged?: StagedContainer;
   private switchover?: Switchover;
   private quiet: NodeJS.Timeout;
-  /** postcopy: pages still missing, and when a process first waited for each */
-  private missing = new Set<number>();
+  /** postcopy: how many pages are still missing (not present in memory), and when a process first waited for each */
+  private missing = 0;
   private waitingSince = new Map<number, number>();
   private wanted = new Set<number>();
   private pulling = false;
   private readonly latencies: number[] = [];
   faults = 0;
   private finished?: FinishResult;
+  private observing?: Promise<{ heartbeat: number | null; network: number | null }>;
   paused = false;
   pauses = 0;
   /**
@@ -87,8 +88,11 @@ export class Incoming {
     return { seq: batch.seq };
   }
 
-  /** The source stopped: build the container from its record around the memory, ready to run at commit. */
-  switchTo(message: Switchover): { digest: string; missing: number } {
+  /**
+   * The source stopped: the container is built from its record around the memory and, once the digests
+   * agree (precopy), committed and run here.
+   */
+  async switchTo(message: Switchover): Promise<{ digest: string; missing: number }> {
     this.heard();
     if (this.phase !== 'receiving') throw new SlicelabError('EINVAL', `migration ${this.id} is ${this.phase} here, not receiving`);
     for (let seq = 0; seq < message.batches; seq++) {
@@ -98,14 +102,13 @@ export class Incoming {
     if (record.name !== this.prepared.name) throw new SlicelabError('EPROTO', `the record is of "${record.name}", not "${this.prepared.name}"`);
     this.deps.machine.checkRecord(record, record.name, false);
     this.sink.dropUntouched(message.touched);
-    const missing = unpackNumbers(message.missing);
     if (message.postcopy) {
-      for (const page of missing) {
-        if (page >= this.memory.pages) throw new SlicelabError('EPROTO', `missing page ${page} lies outside the container's memory`);
-        if (!this.memory.markMissing(page)) throw new SlicelabError('ENOMEM', `${this.deps.host} has no room left for "${record.name}"`);
-        this.sink.ledger.drop(page);
-        this.missing.add(page);
-      }
+      const inside = Math.ceil(this.memory.pages / 8);
+      if (message.missing.subarray(inside).some((byte) => byte !== 0)) throw new SlicelabError('EPROTO', 'a missing page lies outside the container\'s memory');
+      const marked = this.memory.markMissingPages(message.missing);
+      if (marked === undefined) throw new SlicelabError('ENOMEM', `${this.deps.host} has no room left for "${record.name}"`);
+      this.sink.ledger.dropAll(message.missing);
+      this.missing = marked;
     } else {
       const lacking = this.sink.ledger.lacking(message.touched);
       if (lacking.length > 0) throw new SlicelabError('EPROTO', `${lacking.length} pages never arrived (page ${lacking[0]} first)`);
@@ -116,23 +119,32 @@ export class Incoming {
       const network = process.program === 'net-heartbeat';
       this.probes.set(process.pid, { network, beats: beats(process.regs, network), pausedMs: pausedMs(process.regs) });
     }
+    const digest = this.sink.ledger.digest();
+    if (message.digest !== null && message.digest !== digest) {
+      throw new SlicelabError('EIO', `memory digests differ: source ${message.digest}, destination ${digest}; the container stays on ${this.prepared.source}`);
+    }
     this.staged = this.deps.machine.stage(record, this.memory);
     this.switchover = message;
     this.phase = 'staged';
-    return { digest: this.sink.ledger.digest(), missing: this.missing.size };
+    try {
+      await this.commit();
+    } catch (error) {
+      // not committed (the name changed hands meanwhile) or not started: this side lets everything go
+      this.abort(errorMessage(error));
+      throw error;
+    }
+    return { digest, missing: this.missing };
   }
 
-  /** The commit point: the name passes to this host, then the addresses, then the container runs here. */
-  async commit(): Promise<void> {
-    this.heard();
-    if (this.phase === 'running') return;
-    if (this.phase !== 'staged' || !this.staged || !this.switchover) throw new SlicelabError('EINVAL', `migration ${this.id} is ${this.phase} here, not ready to commit`);
+  /** The commit point: the name passes to this host, then the container runs here, then its addresses follow. */
+  private async commit(): Promise<void> {
+    if (!this.staged || !this.switchover) throw new SlicelabError('EINVAL', `migration ${this.id} is ${this.phase} here, not ready to commit`);
     const { name } = this.prepared;
     const revision = await this.deps.names.takeOver(name, this.switchover.nameRevision);
     const staged = this.staged;
     const nics = this.switchover.leases.map((lease) => ({ ip: lease.ip, mac: macFor(lease.ip) }));
     try {
-      if (this.missing.size > 0) staged.container.missing = (page) => this.want(page);
+      if (this.missing > 0) staged.container.missing = (page) => this.want(page);
       this.deps.machine.startStaged(staged, nics, this.switchover.savedAt);
     } catch (error) {
       // not started: the name goes back to the source, which runs the container on
@@ -141,6 +153,8 @@ export class Incoming {
     }
     clearTimeout(this.quiet);
     this.phase = 'running';
+    // what the probes inside saw across the switch-over, read as soon as they beat again (not after a postcopy push)
+    this.observing = this.observedPauses();
     // the addresses follow the name; the container already answers on them, so this is off the downtime
     void Promise.all(this.switchover.leases.map((lease, i) => this.deps.leases.takeOver(lease.ip, lease.revision, name, staged.record.net.nics[i]?.name ?? `eth${i}`)))
       .catch((error: unknown) => this.deps.log.warn({ migration: this.id, err: errorMessage(error) }, 'the container runs here, but its addresses are still leased to its source'));
@@ -151,9 +165,9 @@ export class Incoming {
     if (this.finished) return this.finished;
     if (this.phase !== 'running') throw new SlicelabError('EINVAL', `migration ${this.id} is ${this.phase} here, not running`);
     if (!this.here()) throw new SlicelabError('ENOENT', `container "${this.prepared.name}" was removed from ${this.deps.host} before its pages had all arrived`);
-    if (this.missing.size > 0) throw new SlicelabError('EAGAIN', `${this.missing.size} pages are still missing on ${this.deps.host}`);
+    if (this.missing > 0) throw new SlicelabError('EAGAIN', `${this.missing} pages are still missing on ${this.deps.host}`);
     this.phase = 'finished';
-    const observed = await this.observedPauses();
+    const observed = await this.observing!;
     this.onEnd();
     const sorted = [...this.latencies].sort((a, b) => a - b);
     const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
@@ -177,7 +191,7 @@ export class Incoming {
 
   /** A process faulted on `page`: it waits (syscalls.ts) while the page is pulled, with others that fault meanwhile. */
   private want(page: number): void {
-    if (!this.missing.has(page)) return;
+    if (!this.isMissing(page)) return;
     if (!this.waitingSince.has(page)) {
       this.waitingSince.set(page, performance.now());
       this.faults++;
@@ -191,7 +205,7 @@ export class Incoming {
     this.pulling = true;
     try {
       while (this.wanted.size > 0 && this.phase === 'running') {
-        const pages = [...this.wanted].filter((page) => this.missing.has(page));
+        const pages = [...this.wanted].filter((page) => this.isMissing(page));
         this.wanted.clear();
         if (pages.length === 0) break;
         try {
@@ -211,7 +225,7 @@ export class Incoming {
           await sleep(200);
         }
         // what is still missing and waited for is asked again
-        for (const page of pages) if (this.missing.has(page)) this.wanted.add(page);
+        for (const page of pages) if (this.isMissing(page)) this.wanted.add(page);
       }
     } finally {
       this.pulling = false;
@@ -224,9 +238,9 @@ export class Incoming {
     // removed here meanwhile (rm --force): its pages have nowhere to go, and `finish` says so
     if (!this.here()) return;
     const place = (page: number, bytes: Uint8Array | undefined) => {
-      if (!this.missing.has(page)) return;
+      if (!this.isMissing(page)) return;
       this.sink.place(page, bytes);
-      this.missing.delete(page);
+      this.missing--;
       const since = this.waitingSince.get(page);
       if (since !== undefined) {
         this.latencies.push(performance.now() - since);
@@ -237,7 +251,7 @@ export class Incoming {
     if (data.length !== numbers.length * pageSize) throw new SlicelabError('EPROTO', `${numbers.length} pages carry ${data.length} bytes`);
     numbers.forEach((page, i) => place(page, data.subarray(i * pageSize, (i + 1) * pageSize)));
     zeros.forEach((page) => place(page, undefined));
-    if (this.missing.size === 0) container.missing = undefined;
+    if (this.missing === 0) container.missing = undefined;
   }
 
   /**
@@ -266,6 +280,11 @@ export class Incoming {
       if (waiting.size > 0) await sleep(1);
     }
     return seen;
+  }
+
+  /** Postcopy: a page of the container still on the source (not present here). */
+  private isMissing(page: number): boolean {
+    return page < this.memory.pages && !this.memory.isPresent(page);
   }
 
   /** Whether the container this migration made still runs on this host. */

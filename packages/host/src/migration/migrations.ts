@@ -1,7 +1,7 @@
 /**
  * A host's migrations, both ways: those it sends (it is the source: start, status, list, cancel,
- * postcopy on command, and the destination's pulls) and those it receives (prepare, pages, switchover,
- * commit, finish, abort). The bus side (host.ts) routes each request here by its subject; the id in
+ * postcopy on command, and the destination's pulls) and those it receives (prepare, pages, switchover
+ * with its commit, finish, abort). The bus side (host.ts) routes each request here by its subject; the id in
  * the body finds the migration.
  */
 import { nuid } from '@nats-io/transport-node';
@@ -96,13 +96,8 @@ export class Migrations {
     return this.arriving(batch.id).pages(batch);
   }
 
-  switchover(message: Switchover): { digest: string; missing: number } {
+  switchover(message: Switchover): Promise<{ digest: string; missing: number }> {
     return this.arriving(message.id).switchTo(message);
-  }
-
-  async commit(id: string): Promise<Record<string, never>> {
-    await this.arriving(id).commit();
-    return {};
   }
 
   finish(id: string): Promise<FinishResult> {

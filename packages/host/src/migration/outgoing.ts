@@ -27,7 +27,7 @@ import type { Leases } from '../net/address.js';
 import { TokenBucket } from '../shaping.js';
 import { moveResources } from './bindings.js';
 import { Convergence } from './convergence.js';
-import { PageLedger, isZeroPage } from './pages.js';
+import { PageLedger, isZeroPage, pagesOf } from './pages.js';
 import { AckWindow } from './window.js';
 
 /** pages per batch: 256 KiB of data, well under the server's 1 MiB max_payload */
@@ -102,6 +102,8 @@ export class Outgoing {
   private committed = false;
   private claims?: { nameRevision: number; leases: Array<{ ip: string; revision: number }> };
   private readonly timeoutAt: number;
+  /** where a batch's pages are copied before they are encoded (4 KiB aligned, for the hash's word view) */
+  private readonly scratch = Buffer.allocUnsafeSlow(batchPages * pageSize);
 
   constructor(private readonly deps: MigrationDeps, readonly request: MigrateStart, id: string) {
     this.id = id;
@@ -155,12 +157,11 @@ export class Outgoing {
       // pages freed after they were sent are not in the container any more
       for (const page of this.ledger.outside(touched)) this.ledger.drop(page);
       // what the destination lacks: pages dirtied since they were sent, and pages never sent (a round the timeout cut short)
-      const dirty = memory.dirtyPageNumbers();
-      for (const page of dirty) this.ledger.drop(page);
-      const lacking = this.ledger.lacking(touched);
+      this.ledger.dropAll(memory.dirtyBitmap());
+      const lacking = this.ledger.lackingBitmap(touched);
       // the last pages are on their way while the record is made: the switch-over follows them on the same connection
       if (!postcopy) {
-        await this.sendPages(Uint32Array.from(lacking), 'downtime');
+        await this.sendPages(pagesOf(lacking), 'downtime');
         this.ram.remainingPages = 0;
       }
       const savedAt = Date.now();
@@ -168,27 +169,16 @@ export class Outgoing {
       const moved = moveResources(this.container.spec.resources ?? [], this.request.to);
       record.spec.resources = moved.resources;
       this.resourceMoves = moved.moves;
-      const missing = postcopy ? this.needPages(lacking) : [];
-      const switchover = {
-        id: this.id, record: encode(record), touched, savedAt, postcopy, batches: this.seq, ...this.claims!,
-        missing: packNumbers(missing), resources: this.resourceMoves,
-      };
-      let ready;
-      try {
-        ready = await this.peer('switchover', switchover, validateMigration.ready, peerTimeoutMs);
-      } catch (error) {
-        // a batch was lost and is being sent again: once every batch is acknowledged, the switch-over is asked again
-        if (!(error instanceof SlicelabError) || error.code !== 'EPROTO') throw error;
-        await this.window.drain();
-        ready = await this.peer('switchover', switchover, validateMigration.ready, peerTimeoutMs);
-      }
-      await this.window.drain();
-      if (!postcopy) {
-        this.digests = { source: this.ledger.digest(), destination: ready.digest };
-        if (ready.digest !== this.digests.source) throw new Stop('failed', `memory digests differ: source ${this.digests.source}, destination ${ready.digest}`);
-      }
+      const missing = postcopy ? this.needPages(lacking) : new Uint8Array(0);
       this.checkCancel();
-      await this.commit();
+      // precopy: every page has gone, so the digest of what was sent is final and the destination compares it
+      const digest = postcopy ? null : this.ledger.digest();
+      const ready = await this.switchOver({
+        id: this.id, record: encode(record), touched, savedAt, postcopy, batches: this.seq, ...this.claims!,
+        missing, resources: this.resourceMoves, digest,
+      });
+      this.committed = true;
+      if (digest !== null) this.digests = { source: digest, destination: ready.digest };
       this.downtimeMs = now() - downtimeBegan;
       if (postcopy) {
         this.state = 'postcopy-active';
@@ -347,7 +337,8 @@ export class Outgoing {
       this.checkCancel();
       if (phase === 'precopy' && now() >= this.timeoutAt) throw new TimedOut();
       const count = Math.min(batchPages, pages.length - i);
-      const data = Buffer.allocUnsafeSlow(count * pageSize);
+      // the copies only live until encode() has put them into the message
+      const data = this.scratch;
       const sent: number[] = [];
       const zeros: number[] = [];
       for (let j = 0; j < count; j++) {
@@ -394,7 +385,7 @@ export class Outgoing {
       }
       if (batch.length === 0) break;
       this.cursor = (batch.at(-1)! + 1) % need.length;
-      const data = Buffer.allocUnsafeSlow(batch.length * pageSize);
+      const data = this.scratch;
       const sent: number[] = [];
       const zeros: number[] = [];
       for (const page of batch) {
@@ -434,24 +425,50 @@ export class Outgoing {
     }
   }
 
-  /** Postcopy: marks the pages the destination lacks, to be pushed or pulled after the switch-over. */
-  private needPages(pages: number[]): number[] {
+  /** Postcopy: marks the pages the destination lacks (a bitmap), to be pushed or pulled after the switch-over. */
+  private needPages(lacking: Uint8Array): Uint8Array {
     const need = new Uint8Array(this.container.memory.pages);
-    for (const page of pages) need[page] = 1;
+    let count = 0;
+    for (let byte = 0; byte < lacking.length; byte++) {
+      const bits = lacking[byte]!;
+      if (bits === 0) continue;
+      for (let b = 0; b < 8; b++) {
+        if (!(bits & (1 << b))) continue;
+        need[byte * 8 + b] = 1;
+        count++;
+      }
+    }
     this.need = need;
-    this.ram.remainingPages = pages.length;
-    return pages;
+    this.ram.remainingPages = count;
+    return lacking;
   }
 
-  /** The commit point: the destination takes the name. A lost reply is settled by asking who holds it now. */
-  private async commit(): Promise<void> {
+  /**
+   * The switch-over, which is also the commit: the destination checks that every batch arrived and (for
+   * precopy) that its digest is the source's, then takes the container's name (the commit point) and
+   * runs it, in one round trip of the downtime. A destination that lacks a batch still being sent again
+   * says so (EPROTO) and is asked again once the window drained; a reply that is lost is settled by
+   * asking who holds the name now.
+   */
+  private async switchOver(message: Record<string, unknown>): Promise<{ digest: string }> {
+    const ask = () => this.peer('switchover', message, validateMigration.ready, peerTimeoutMs);
     try {
-      await this.peer('commit', { id: this.id }, anyBody, peerTimeoutMs);
+      try {
+        return await ask();
+      } catch (error) {
+        if (!(error instanceof SlicelabError) || error.code !== 'EPROTO') throw error;
+        await this.window!.drain();
+        return await ask();
+      }
     } catch (error) {
-      const holder = await this.deps.names.holder(this.request.name).catch(() => undefined);
-      if (holder !== this.request.to) throw error;
+      const lost = error instanceof SlicelabError && (error.code === 'ETIMEDOUT' || error.code === 'EUNAVAILABLE');
+      if (!lost || (await this.deps.names.holder(this.request.name).catch(() => undefined)) !== this.request.to) {
+        throw error instanceof SlicelabError && error.code === 'EIO' ? new Stop('failed', error.message) : error;
+      }
+      return { digest: '' };
+    } finally {
+      await this.window!.drain().catch(() => {});
     }
-    this.committed = true;
   }
 
   /** Before the commit, a failure gives the container back its CPU and its run, and the destination lets go. */
