@@ -11,7 +11,7 @@ import { resourceAttachments, resourceBindings, throttleSteps, type Resource } f
 import { GuestMemory, HostMemory, MemoryFault } from '../src/memory.js';
 import { bindingAction, moveResources } from '../src/migration/bindings.js';
 import { Convergence, type ConvergenceOptions, type Decision } from '../src/migration/convergence.js';
-import { PageLedger, PageSink, isZeroPage } from '../src/migration/pages.js';
+import { PageLedger, PageSink, isZeroPage, pagesOf } from '../src/migration/pages.js';
 import { AckWindow } from '../src/migration/window.js';
 
 // ---------------------------------------------------------------------------------------------------
@@ -865,4 +865,38 @@ test('mem-writer: fill and rate arguments are checked', (t) => {
   t.is(program.init({ rate: 'idle' })['rate'], -1);
   t.is(program.init({ fill: 'yes', wss: '1MiB' })['toFill'], 256);
   t.is(program.init({ wss: '1MiB' })['toFill'], 0);
+});
+
+test('postcopy bitmaps: markMissingPages charges each page once and clears present; lackingBitmap, dropAll and pagesOf agree with the page-by-page forms', (t) => {
+  const host = HostMemory.create(64 * pageSize);
+  const memory = GuestMemory.create(64 * pageSize, host);
+  memory.write(3 * pageSize, new Uint8Array([1]));
+  const bitmap = new Uint8Array(8);
+  for (const page of [3, 9, 31, 32, 40]) bitmap[page >>> 3]! |= 1 << (page & 7);
+  t.deepEqual([...pagesOf(bitmap)], [3, 9, 31, 32, 40]);
+  t.is(memory.markMissingPages(bitmap), 5);
+  t.is(memory.currentBytes, 5 * pageSize, 'page 3 was charged already: four more');
+  t.is(host.usedBytes, 5 * pageSize);
+  for (const page of [3, 9, 31, 32, 40]) t.false(memory.isPresent(page), `page ${page} missing`);
+  t.true(memory.isPresent(4));
+  t.throws(() => memory.readU32(40 * pageSize), { instanceOf: MemoryFault });
+  const full = HostMemory.create(2 * pageSize);
+  const small = GuestMemory.create(64 * pageSize, full);
+  t.is(small.markMissingPages(bitmap), undefined, 'no room: nothing marked');
+  t.is(small.currentBytes, 0);
+  t.true(small.isPresent(9));
+
+  const ledger = new PageLedger(64);
+  const page = new Uint8Array(pageSize).fill(7);
+  for (const n of [3, 9, 10]) ledger.set(n, page);
+  const touched = new Uint8Array(8);
+  for (const n of [3, 9, 10, 11]) touched[n >>> 3]! |= 1 << (n & 7);
+  t.deepEqual([...pagesOf(ledger.lackingBitmap(touched))], ledger.lacking(touched), 'the bitmap form lists what lacking lists');
+  t.deepEqual(ledger.lacking(touched), [11]);
+  const dirty = new Uint8Array(8);
+  dirty[1] = 1 << (9 & 7);
+  ledger.dropAll(dirty);
+  t.false(ledger.has(9));
+  t.true(ledger.has(10));
+  t.deepEqual(ledger.lacking(touched), [9, 11]);
 });

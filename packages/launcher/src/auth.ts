@@ -65,6 +65,9 @@ export class ClusterAuth {
       `  ${system.getPublicKey()}: ${systemJwt}`,
       `  ${account.getPublicKey()}: ${accountJwt}`,
       '}',
+      // a client's CONNECT line carries its credential's JWT, and with it every subject it may use: over
+      // the default 4 KiB, a host of a cluster with a longer name ("bench-fairness-wfq") could not connect
+      'max_control_line: 16KB',
       extra,
       '',
     ].join('\n'));

@@ -315,7 +315,7 @@ const badArgs: Array<[string, ProgramArgs, string | RegExp]> = [
   ['mem-writer', { rate: 'fast' }, /^mem-writer: rate: pages per second/],
   ['mem-writer', { rate: -1 }, /^mem-writer: rate: /],
   ['mem-writer', { pattern: 'zigzag' }, 'mem-writer: pattern: one of seq, random, got "zigzag"'],
-  ['mem-writer', { size: '1MiB' }, 'mem-writer: unknown arg "size" (accepted: wss, rate, pattern)'],
+  ['mem-writer', { size: '1MiB' }, 'mem-writer: unknown arg "size" (accepted: wss, rate, pattern, fill)'],
   ['cpu-burn', { procs: 0 }, /^cpu-burn: procs: an integer from 1 to/],
   ['cpu-burn', { procs: 'two' }, /^cpu-burn: procs: /],
   ['cpu-burn', { procs: 1.5 }, /^cpu-burn: procs: /],
