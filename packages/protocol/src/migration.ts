@@ -79,6 +79,7 @@ export const MigrationStats = Type.Object({
   mode: Mode,
   status: State,
   'started-at': NonNegative,
+  /** from the start to the container running on the destination with every page there (ms), as QEMU's */
   'total-time': NonNegative,
   'setup-time': NonNegative,
   /** from the container's freeze on the source to its processes running on the destination (ms) */

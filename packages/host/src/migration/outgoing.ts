@@ -75,6 +75,8 @@ export class Outgoing {
   private readonly began = now();
   private setupMs = 0;
   private endedMs?: number;
+  /** when the container ran on the destination with every page there: QEMU's end of total-time */
+  private completedMs?: number;
   private activeSince?: number;
   private downtimeMs: number | null = null;
   private expectedDowntimeMs: number | null = null;
@@ -180,9 +182,11 @@ export class Outgoing {
       this.committed = true;
       if (digest !== null) this.digests = { source: digest, destination: ready.digest };
       this.downtimeMs = now() - downtimeBegan;
+      if (!postcopy) this.completedMs = now();
       if (postcopy) {
         this.state = 'postcopy-active';
         await this.postcopy();
+        this.completedMs = now();
       }
       const finish = await this.finish(postcopy).catch((error: unknown) => {
         // precopy is over at the commit: what finish would add is only what the destination observed
@@ -265,7 +269,7 @@ export class Outgoing {
   }
 
   stats(): MigrationStats {
-    const t = this.endedMs ?? now();
+    const t = this.completedMs ?? this.endedMs ?? now();
     const activeMs = this.activeSince === undefined ? 0 : t - this.activeSince;
     const pagesSent = this.ram.normal + this.ram.duplicate;
     const lastRound = this.convergence.rounds.at(-1);
