@@ -44,6 +44,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ClusterClient } from '@slicelab/client';
 import { pageSize } from '@slicelab/programs';
+import { batchPages } from '@slicelab/host';
 import {
   SlicelabError, formatRate, formatSize, plainPublishRate, type MigrationMode, type MigrationState, type MigrationStats, type TransferStats,
 } from '@slicelab/protocol';
@@ -56,11 +57,7 @@ export const migrationWorkingSet = { minBytes: 1024 ** 2, maxBytes: 1024 ** 3 };
 /** each host's memory: room for the largest working set twice */
 const hostMemory = '2GiB';
 
-/**
- * Pages per migration batch: the host's `batchPages` (packages/host/src/migration/outgoing.ts), which
- * @slicelab/host does not export. The plain publisher's chunks are that many pages.
- */
-const batchPages = 64;
+/** a migration batch's bytes: the plain publisher's chunks are as large */
 export const migrationBatchBytes = batchPages * pageSize;
 
 /** What the issue asks of live migration (bench migration's aims). */

@@ -3,3 +3,4 @@ export * from './run.js';
 export { GuestMemory } from './memory.js';
 export { Machine, type MachineOptions, type RunSpec } from './machine.js';
 export { threadCpuClock } from './thread-cpu.js';
+export { batchPages } from './migration/outgoing.js';
