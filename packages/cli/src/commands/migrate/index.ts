@@ -21,7 +21,7 @@ export default class Migrate extends BaseCommand {
     to: Flags.string({ required: true, description: 'destination host' }),
     mode: Flags.string({ options: [...migrationModes], default: 'precopy', description: 'precopy: rounds while it runs; postcopy: run there first, pull pages on fault; hybrid: precopy, then postcopy' }),
     bandwidth: Flags.custom<number | null>({ parse: async (input) => (input === 'max' ? null : parseRate(input)) })({
-      default: migrationDefaults.bandwidth, defaultHelp: async () => formatRate(migrationDefaults.bandwidth), description: 'cap on the pages\' rate (precopy rounds and the postcopy push; a page a process faulted on is never held back): 1gbit, 500mbit, or max',
+      default: migrationDefaults.bandwidth, defaultHelp: async () => `${formatRate(migrationDefaults.bandwidth)} (QEMU's 128 MiB/s)`, description: 'cap on the pages\' rate (precopy rounds and the postcopy push; a page a process faulted on is never held back): 1gbit, 500mbit, or max',
     }),
     'downtime-limit': unitFlags.duration({ default: migrationDefaults.downtimeLimitMs, defaultHelp: async () => `${migrationDefaults.downtimeLimitMs}ms`, description: 'switch over once the rest would go within this' }),
     'max-rounds': Flags.integer({ default: migrationDefaults.maxRounds, min: 1, max: 10_000, description: 'precopy rounds at most (then stop-and-copy, or postcopy in hybrid)' }),
