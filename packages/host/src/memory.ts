@@ -437,25 +437,10 @@ export class GuestMemory implements MemoryAccess {
   }
 
   /**
-   * Postcopy: page `page` is the container's (charged, touched) but still on the source; a process that
-   * touches it faults ('missing') until `receivePage`. False when the host has no room for it.
-   */
-  markMissing(page: number): boolean {
-    const word = page >>> 5;
-    const bit = 1 << (page & 31);
-    if (!(Atomics.load(this.touched, word) & bit)) {
-      if (!this.host.charge(1)) return false;
-      Atomics.or(this.touched, word, bit);
-      Atomics.add(this.control, Ctl.Current, 1);
-    }
-    Atomics.and(this.present, word, ~bit);
-    return true;
-  }
-
-  /**
-   * `markMissing` for every page of a bitmap (one bit per page), a word at a time: the switch-over of a
-   * postcopy marks every page of the container at once, inside the downtime. Returns the pages marked,
-   * or undefined (nothing changed) when the host has no room for the ones not yet charged.
+   * Postcopy: the pages of `bitmap` (one bit per page) are the container's (charged, touched) but still
+   * on the source; a process that touches one faults ('missing') until `receivePage`. A word at a time:
+   * the switch-over marks every page of the container at once, inside the downtime. Returns the pages
+   * marked, or undefined (nothing changed) when the host has no room for the ones not yet charged.
    */
   markMissingPages(bitmap: Uint8Array): number | undefined {
     const bits = wordsOf(bitmap, this.touched.length);

@@ -182,6 +182,8 @@ export const FinishResult = Type.Object({
   heartbeatMs: NullableNumber,
   networkMs: NullableNumber,
   faults: Count,
+  /** how often its pulls went unanswered (postcopy-paused on this side) */
+  pauses: Count,
   faultLatency: Type.Union([Type.Object({ p50: NonNegative, p99: NonNegative }), Type.Null()]),
 });
 export type FinishResult = Static<typeof FinishResult>;

@@ -45,8 +45,8 @@ export class Incoming {
   faults = 0;
   private finished?: FinishResult;
   private observing?: Promise<{ heartbeat: number | null; network: number | null }>;
-  paused = false;
-  pauses = 0;
+  private paused = false;
+  private pauses = 0;
   /**
    * the probes inside the container, by pid, as the record had them: `heartbeat` counts its own stamps,
    * `net-heartbeat` the datagrams it heard from its peer (the network's view of the pause)
@@ -172,7 +172,7 @@ export class Incoming {
     const sorted = [...this.latencies].sort((a, b) => a - b);
     const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
     this.finished = {
-      digest: this.sink.ledger.digest(), heartbeatMs: observed.heartbeat, networkMs: observed.network, faults: this.faults,
+      digest: this.sink.ledger.digest(), heartbeatMs: observed.heartbeat, networkMs: observed.network, faults: this.faults, pauses: this.pauses,
       faultLatency: sorted.length === 0 ? null : { p50: at(0.5), p99: at(0.99) },
     };
     return this.finished;

@@ -62,6 +62,13 @@ const now = () => performance.now();
 /** replies whose body says nothing beyond success */
 const anyBody: Validator<unknown> = (value) => value;
 
+/** a batch's pages copied out: those with bytes (back to back in `data`) and the zero pages */
+interface Packed {
+  sent: number[];
+  zeros: number[];
+  data: Buffer;
+}
+
 /** a batch on its way: the encoded message and, in postcopy, the pages it carries (released here once acknowledged) */
 interface Batch {
   message: Uint8Array;
@@ -114,8 +121,11 @@ export class Outgoing {
     this.convergence = new Convergence(request, cap === undefined ? undefined : cap / 1000);
     this.ledger = new PageLedger(this.container.memory.pages);
     this.timeoutAt = request.timeoutMs === null ? Infinity : this.began + request.timeoutMs;
-    // a bucket of 10 ms of the cap, at least one batch
-    if (cap !== undefined) this.bucket = new TokenBucket(cap, Math.max(batchPages * pageSize * 1.01, cap / 100), Math.max(batchPages * pageSize * 1.01, cap / 100));
+    if (cap !== undefined) {
+      // a bucket of 10 ms of the cap, at least one batch, full at the start
+      const burst = Math.max(batchPages * pageSize * 1.01, cap / 100);
+      this.bucket = new TokenBucket(cap, burst, burst);
+    }
   }
 
   /** Asks the destination for room; throws its refusal (nothing changed anywhere then). */
@@ -198,6 +208,8 @@ export class Outgoing {
         this.digests = { source: this.ledger.digest(), destination: postcopy ? finish.digest : this.digests.destination };
         this.observed = { heartbeat: finish.heartbeatMs, network: finish.networkMs };
         this.fault = { count: finish.faults, latency: finish.faultLatency };
+        // the destination's pulls that went unanswered are pauses too
+        this.pauses += finish.pauses;
       }
       this.deps.machine.release(this.request.name);
       if (postcopy && finish!.digest !== this.digests.source) throw new Stop('failed', `memory digests differ after postcopy: source ${this.digests.source}, destination ${finish!.digest}`);
@@ -243,19 +255,14 @@ export class Outgoing {
   /** A destination's pull: the pages a process there waits for, ahead of the push. */
   pull(numbers: Uint32Array): { numbers: Uint8Array; data: Uint8Array; zeros: Uint8Array } {
     if (!this.need) throw new SlicelabError('EINVAL', `migration ${this.id} is not in postcopy`);
+    const need = this.need;
     const memory = this.container.memory;
-    const sent: number[] = [];
-    const zeros: number[] = [];
-    const data = Buffer.allocUnsafeSlow(numbers.length * pageSize);
-    for (const page of numbers) {
-      if (page >= memory.pages || this.need[page] === 0 || this.need[page] === 3) continue;
-      const slot = data.subarray(sent.length * pageSize, (sent.length + 1) * pageSize);
-      slot.set(memory.pageView(page));
-      this.ledger.set(page, slot);
-      if (isZeroPage(slot)) zeros.push(page);
-      else sent.push(page);
-      if (this.need[page] === 1) this.ram.remainingPages--;
-      this.need[page] = 4;
+    // pages pushed and acknowledged are there already (and released here)
+    const pages = [...numbers].filter((page) => page < memory.pages && need[page] !== 0 && need[page] !== 3);
+    const { sent, zeros, data } = this.pack(pages, (page, slot) => slot.set(memory.pageView(page)), Buffer.allocUnsafeSlow(pages.length * pageSize));
+    for (const page of pages) {
+      if (need[page] === 1) this.ram.remainingPages--;
+      need[page] = 4;
       // the push goes on from just past the fault: the pages a process reads next are likely there
       this.cursor = page + 1;
     }
@@ -265,14 +272,13 @@ export class Outgoing {
     this.ram.transferred += bytes;
     this.ram.normal += sent.length;
     this.ram.duplicate += zeros.length;
-    return { numbers: packNumbers(sent), data: data.subarray(0, bytes), zeros: packNumbers(zeros) };
+    return { numbers: packNumbers(sent), data, zeros: packNumbers(zeros) };
   }
 
   stats(): MigrationStats {
     const t = this.completedMs ?? this.endedMs ?? now();
     const activeMs = this.activeSince === undefined ? 0 : t - this.activeSince;
     const pagesSent = this.ram.normal + this.ram.duplicate;
-    const lastRound = this.convergence.rounds.at(-1);
     return {
       id: this.id, container: this.request.name, source: this.deps.host, destination: this.request.to, mode: this.request.mode, status: this.state,
       'started-at': this.startedAt, 'total-time': t - this.began, 'setup-time': this.setupMs, downtime: this.downtimeMs,
@@ -280,7 +286,7 @@ export class Outgoing {
       ram: {
         transferred: this.ram.transferred, remaining: this.ram.remainingPages * pageSize, total: this.ram.totalPages * pageSize,
         duplicate: this.ram.duplicate, normal: this.ram.normal, 'normal-bytes': this.ram.normal * pageSize,
-        'dirty-pages-rate': lastRound ? this.convergence.dirtyRate : 0,
+        'dirty-pages-rate': this.convergence.dirtyRate,
         mbps: activeMs > 0 ? (this.ram.transferred * 8) / 1000 / activeMs : 0,
         'pages-per-second': activeMs > 0 ? (pagesSent * 1000) / activeMs : 0,
         'dirty-sync-count': this.convergence.rounds.length,
@@ -341,26 +347,31 @@ export class Outgoing {
       this.checkCancel();
       if (phase === 'precopy' && now() >= this.timeoutAt) throw new TimedOut();
       const count = Math.min(batchPages, pages.length - i);
-      // the copies only live until encode() has put them into the message
-      const data = this.scratch;
-      const sent: number[] = [];
-      const zeros: number[] = [];
-      for (let j = 0; j < count; j++) {
-        const page = pages[i + j]!;
-        // freed since the round began: nothing to send
-        if (!memory.isTouched(page)) continue;
-        const slot = data.subarray(sent.length * pageSize, (sent.length + 1) * pageSize);
-        memory.takePage(page, slot);
-        this.ledger.set(page, slot);
-        if (isZeroPage(slot)) zeros.push(page);
-        else sent.push(page);
-      }
-      await this.sendBatch(sent, data.subarray(0, sent.length * pageSize), zeros, phase);
+      // a page freed since the round began has nothing to send
+      const batch = [...pages.subarray(i, i + count)].filter((page) => memory.isTouched(page));
+      await this.sendBatch(this.pack(batch, (page, slot) => memory.takePage(page, slot), this.scratch), phase);
       this.ram.remainingPages = Math.max(0, this.ram.remainingPages - count);
     }
   }
 
-  private async sendBatch(sent: number[], data: Buffer, zeros: number[], phase: 'precopy' | 'downtime' | 'postcopy', pages?: number[]): Promise<void> {
+  /**
+   * Copies `pages` one after another into `into` with `copy`, each hashed into the ledger as it is sent; a
+   * page whose bytes are all zero goes as its number only, and its slot is taken by the next page.
+   */
+  private pack(pages: readonly number[], copy: (page: number, slot: Buffer) => void, into: Buffer): Packed {
+    const sent: number[] = [];
+    const zeros: number[] = [];
+    for (const page of pages) {
+      const slot = into.subarray(sent.length * pageSize, (sent.length + 1) * pageSize);
+      copy(page, slot);
+      this.ledger.set(page, slot);
+      (isZeroPage(slot) ? zeros : sent).push(page);
+    }
+    return { sent, zeros, data: into.subarray(0, sent.length * pageSize) };
+  }
+
+  /** Sends one batch under the cap and the window; `pages` (postcopy) are released here once acknowledged. */
+  private async sendBatch({ sent, zeros, data }: Packed, phase: 'precopy' | 'downtime' | 'postcopy', pages?: number[]): Promise<void> {
     if (sent.length + zeros.length === 0) return;
     const message = encode({ id: this.id, seq: this.seq++, numbers: packNumbers(sent), data, zeros: packNumbers(zeros) });
     if (this.bucket) {
@@ -389,19 +400,10 @@ export class Outgoing {
       }
       if (batch.length === 0) break;
       this.cursor = (batch.at(-1)! + 1) % need.length;
-      const data = this.scratch;
-      const sent: number[] = [];
-      const zeros: number[] = [];
-      for (const page of batch) {
-        need[page] = 2;
-        const slot = data.subarray(sent.length * pageSize, (sent.length + 1) * pageSize);
-        slot.set(memory.pageView(page));
-        this.ledger.set(page, slot);
-        if (isZeroPage(slot)) zeros.push(page);
-        else sent.push(page);
-      }
+      for (const page of batch) need[page] = 2;
       this.ram.remainingPages -= batch.length;
-      await this.sendBatch(sent, data.subarray(0, sent.length * pageSize), zeros, 'postcopy', batch);
+      // the source is frozen: a page's bytes are its last, and no dirty bit needs clearing
+      await this.sendBatch(this.pack(batch, (page, slot) => slot.set(memory.pageView(page)), this.scratch), 'postcopy', batch);
     }
     await this.window.drain();
   }
